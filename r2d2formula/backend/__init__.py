@@ -1,0 +1,13 @@
+"""The PyMC backend: the only part of r2d2formula that imports PyMC."""
+
+from r2d2formula.backend.graph import OBS_DIM, GraphInfo, build_model
+from r2d2formula.backend.sampling import (
+    DEFAULT_SAMPLER,
+    SAMPLERS,
+    check_sampler,
+    sample_model,
+    sample_prior,
+)
+
+__all__ = ["build_model", "GraphInfo", "OBS_DIM", "sample_model", "sample_prior",
+           "check_sampler", "SAMPLERS", "DEFAULT_SAMPLER"]

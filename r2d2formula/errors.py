@@ -1,0 +1,81 @@
+"""Exceptions and warnings raised by r2d2formula.
+
+Every exception derives from :class:`R2D2FormulaError` *and* the builtin that fits the
+problem, so ``except ValueError`` in user code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "R2D2FormulaError",
+    "FormulaError",
+    "FormulaSyntaxError",
+    "DesignError",
+    "FamilyError",
+    "PriorSpecError",
+    "SamplerError",
+    "NotFittedError",
+    "R2D2FormulaWarning",
+    "DiagnosticsWarning",
+    "mark_span",
+]
+
+
+class R2D2FormulaError(Exception):
+    """Base class of every error raised by r2d2formula."""
+
+
+class FormulaError(R2D2FormulaError, ValueError):
+    """The formula cannot be turned into a design (unknown column, bad term, ...)."""
+
+
+class FormulaSyntaxError(FormulaError):
+    """The formula text does not parse; the message marks the offending span."""
+
+
+class DesignError(R2D2FormulaError, ValueError):
+    """The data do not fit the formula (missing values, bad response, wrong types, ...)."""
+
+
+class FamilyError(R2D2FormulaError, ValueError):
+    """Unknown family or link, or a response that the family cannot model."""
+
+
+class PriorSpecError(R2D2FormulaError, ValueError):
+    """Invalid prior hyperparameters or prior overrides."""
+
+
+class SamplerError(R2D2FormulaError, RuntimeError):
+    """The requested sampler is unknown or not installed."""
+
+
+class NotFittedError(R2D2FormulaError, ValueError, AttributeError):
+    """A result was asked of a model that has not been fitted."""
+
+
+class R2D2FormulaWarning(UserWarning):
+    """Base class of warnings issued by r2d2formula."""
+
+
+class DiagnosticsWarning(R2D2FormulaWarning):
+    """Sampling diagnostics (divergences, R-hat, ESS) suggest the posterior is unreliable."""
+
+
+def mark_span(source: str, start: int, end: int | None = None) -> str:
+    """Return ``source`` with a caret line under the characters ``start:end``.
+
+    Parameters
+    ----------
+    source : str
+        The formula text.
+    start, end : int
+        Character offsets of the span to mark (``end`` exclusive, default ``start + 1``).
+
+    Examples
+    --------
+    >>> print(mark_span("y ~ x + (1 | g", 8, 9))
+      y ~ x + (1 | g
+              ^
+    """
+    end = start + 1 if end is None else max(end, start + 1)
+    return f"  {source}\n  {' ' * start}{'^' * (end - start)}"
