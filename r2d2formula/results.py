@@ -158,6 +158,14 @@ class Fit:
             warnings.warn("Sampling diagnostics: " + " | ".join(problems), DiagnosticsWarning,
                           stacklevel=stacklevel + 1)
 
+    # ---- plots ---------------------------------------------------------------------
+    def plot_r2(self, ax=None, **kwargs):
+        """Prior against posterior R2 with the Beta prior drawn over; see
+        :func:`r2d2formula.plots.plot_r2`."""
+        from r2d2formula.plots import plot_r2
+
+        return plot_r2(self, ax=ax, **kwargs)
+
     def __repr__(self) -> str:
         from r2d2formula.display import fit_text
 

@@ -6,8 +6,40 @@ prediction swaps them with ``pm.set_data`` and samples this same graph.
 Names and coordinates follow SPEC section 4: ``Intercept``, ``beta0``, ``b`` (dim ``coef``),
 ``sigma``/``alpha``, ``R2``, ``W``, ``phi`` (dim ``component``), ``sd_<factor>`` (dim
 ``<factor>__term``), ``r_<factor>`` (dims ``<factor>``, ``<factor>__term``) and
-``cor_<factor>`` (dims ``<factor>__term``, ``<factor>__term_bis``). Raw non-centered variables
-end in ``_z`` and are hidden from summaries.
+``cor_<factor>`` (dims ``<factor>__term``, ``<factor>__term_bis``). Raw sampling variables
+(``b_z``, ``r_<f>_z``, ``r_<f>_c<k>``, ``cor_<f>_packed``) are listed in ``GraphInfo.hidden``.
+
+Parameterisation (sampling geometry)
+------------------------------------
+The joint prior is exactly SPEC section 2's; only the coordinates NUTS moves in differ.
+``b_j = z_j * scale_j`` with ``z_j ~ N(0, 1)`` (non-centered) and ``b_j ~ N(0, scale_j)``
+(centered) give the same distribution, and likewise ``r = (diag(sd) L z)'`` and
+``r[level] ~ MvNormal(0, diag(sd) R diag(sd))`` (a 2-term block is written as
+``x0 ~ N(0, s0)``, ``x1 | x0 ~ N(rho s1 x0 / s0, s1 sqrt(1 - rho^2))``, its exact
+factorisation). Non-centered is right where the prior dominates a coefficient (a funnel in
+the scale otherwise); centered where the data dominate (non-centered then couples z to the
+scale through the likelihood: the long trajectories and the divergences of sleepstudy, and
+the poorly mixing ``phi`` of radon). The choice is made once per model, deterministically,
+from a pilot least-squares fit that needs no sampling (:func:`_pilot`):
+
+* data are linearised as a GLM at the mean response (working response and weights; the
+  gaussian response as is);
+* in a model with group terms, population coefficient ``j`` is centered iff its pilot
+  |estimate| / standard error exceeds ``T_CENTER`` = 2 (a coefficient clearly away from zero
+  cannot sit in the shrinkage funnel). Without group terms (a plain R2D2 regression) every
+  ``b`` stays non-centered: on diabetes (correlated predictors) centering the strong
+  coefficients gave 6 (nutpie) / 23 (pymc) divergences at the defaults, all of them 84 at
+  4 x 500, against 0-1 non-centered;
+* group factor ``f`` is centered (all its terms) iff, for every term, the between-level
+  variance of the per-level least-squares estimates, minus their mean sampling variance,
+  exceeds the median sampling variance: the typical level's reliability is above one half.
+  Levels too small to estimate their terms are skipped; fewer than two usable levels gives
+  non-centered.
+
+Measured (nutpie, 4 x 500, seed 1): sleepstudy everything non-centered 63 leapfrog steps a
+draw, centered 31; radon non-centered 6 divergences and min ESS 89 (``phi``), with ``b``
+centered 0 and 621; diabetes all ``b`` centered 84 divergences (weak coefficients in the
+funnel). ``CENTER_POPULATION`` and ``CENTER_GROUPS`` override the rule.
 """
 
 from __future__ import annotations
@@ -206,14 +238,25 @@ def build_model(
             scales = common.scales if autoscale else np.ones(p)
             means = common.means if common.intercept else np.zeros(p)
             idx = [comp_index[label] for label in common.labels]
-            if priors.r2d2.kernel == "laplace":
-                b_z = pm.Laplace("b_z", mu=0.0, b=1.0, dims="coef")
-                b_scale = pt.sqrt(phi[idx] * W / 2.0) / scales
-            else:
-                b_z = pm.Normal("b_z", 0.0, 1.0, dims="coef")
-                b_scale = pt.sqrt(phi[idx] * W) / scales
-            hidden.append("b_z")
-            b = pm.Deterministic("b", b_z * b_scale, dims="coef")
+            laplace = priors.r2d2.kernel == "laplace"
+            b_scale = pt.sqrt(phi[idx] * W / (2.0 if laplace else 1.0)) / scales
+            dist = pm.Laplace if laplace else pm.Normal
+            center = _center_population(design, family)
+            if center.all():
+                b = dist("b", 0.0, b_scale, dims="coef")
+            elif not center.any():
+                b_z = dist("b_z", 0.0, 1.0, dims="coef")
+                hidden.append("b_z")
+                b = pm.Deterministic("b", b_z * b_scale, dims="coef")
+            else:  # centered where the data dominate, non-centered elsewhere
+                c_idx, z_idx = np.flatnonzero(center), np.flatnonzero(~center)
+                b_c = dist("b_c", 0.0, b_scale[c_idx], shape=len(c_idx))
+                b_z = dist("b_z", 0.0, 1.0, shape=len(z_idx))
+                hidden.extend(["b_c", "b_z"])
+                b = pt.zeros(p)
+                b = pt.set_subtensor(b[c_idx], b_c)
+                b = pt.set_subtensor(b[z_idx], b_z * b_scale[z_idx])
+                b = pm.Deterministic("b", b, dims="coef")
             eta = eta + pt.dot(X - means, b)
             if common.intercept:
                 pm.Deterministic("Intercept", beta0 - pt.dot(means, b))
@@ -224,7 +267,7 @@ def build_model(
         term_dims: dict[str, str] = {}
         for factor, gf in design.factors.items():
             eta = eta + _group_effects(
-                design, factor, gf, priors, phi, W, comp_index, codes[factor], names,
+                design, family, factor, gf, priors, phi, W, comp_index, codes[factor], names,
                 autoscale, hidden, term_dims,
             )
 
@@ -237,7 +280,100 @@ def build_model(
     return model, info
 
 
-def _group_effects(design, factor, gf, priors, phi, W, comp_index, codes, names, autoscale,
+#: Parameterisation overrides (None: the automatic rule below). ``CENTER_POPULATION`` is a bool
+#: for all population coefficients; ``CENTER_GROUPS`` maps a factor name to a bool.
+CENTER_POPULATION: bool | None = None
+CENTER_GROUPS: dict[str, bool] = {}
+#: The data dominate a parameter when its pilot |estimate| / standard error exceeds this
+#: (population) or when the between-level variance exceeds the mean sampling variance
+#: (reliability above one half, group terms).
+T_CENTER = 2.0
+
+
+def _working_response(design: Design, family: Family) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Working response and weights of a GLM linearised at the mean response (one IRLS step
+    from the intercept-only fit), and whether the dispersion is estimated (gaussian)."""
+    y = np.asarray(design.response.values, dtype=float)
+    trials = design.response.trials
+    n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+    if family.name == "gaussian":
+        return y, np.ones_like(y), True
+    from r2d2formula.families import inverse_link_derivative
+
+    prop = y / n if family.name == "binomial" else y
+    mu0 = float(np.clip(np.mean(prop), 0.02, 0.98) if family.link in ("logit", "probit")
+                else max(np.mean(prop), 0.1))
+    eta0 = {"logit": np.log(mu0 / (1 - mu0)), "log": np.log(mu0)}.get(family.link, 0.0)
+    if family.link == "probit":
+        from scipy.special import ndtri
+        eta0 = float(ndtri(mu0))
+    dmu = float(inverse_link_derivative(family.link, np.asarray(eta0)))
+    var = mu0 * (1 - mu0) if family.link in ("logit", "probit") else mu0
+    z = eta0 + (prop - mu0) / dmu
+    w = n * dmu**2 / var if family.name == "binomial" else np.full_like(y, dmu**2 / var)
+    return z, w, False
+
+
+def _pilot(design: Design, family: Family) -> tuple[np.ndarray, dict[str, bool]]:
+    """Per-coefficient |t| of the population fit and per-factor 'data dominate' flags."""
+    z, w, estimate_dispersion = _working_response(design, family)
+    common = design.common
+    cols = [np.ones_like(z)] if common.intercept else []
+    X = common.matrix - (common.means if common.intercept else 0.0)
+    A = np.column_stack(cols + [X[:, j] for j in range(X.shape[1])])
+    sw = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(A * sw[:, None], z * sw, rcond=None)
+    resid = z - A @ coef
+    dof = max(len(z) - A.shape[1], 1)
+    disp = float(np.sum(w * resid**2) / dof) if estimate_dispersion else 1.0
+    cov = disp * np.linalg.pinv((A * w[:, None]).T @ A)
+    se = np.sqrt(np.maximum(np.diag(cov), 1e-300))
+    t = np.abs(coef / se)[1 if common.intercept else 0:]
+    groups = {}
+    for factor, gf in design.factors.items():
+        terms = [term for term in design.group_terms if term.factor == factor]
+        Zf = np.column_stack([term.matrix for term in terms])
+        est, var, ssr, dof_within = [], [], 0.0, 0
+        for level in range(len(gf.levels)):
+            rows = gf.codes == level
+            Zl, wl = Zf[rows], w[rows]
+            info = (Zl * wl[:, None]).T @ Zl
+            if rows.sum() <= Zf.shape[1] or np.linalg.cond(info) > 1e10:
+                continue
+            inv = np.linalg.inv(info)
+            est.append(inv @ (Zl * wl[:, None]).T @ resid[rows])
+            var.append(np.diag(inv))
+            ssr += float(np.sum(wl * (resid[rows] - Zl @ est[-1]) ** 2))
+            dof_within += int(rows.sum()) - Zf.shape[1]
+        if len(est) < 2:
+            groups[factor] = False
+            continue
+        # gaussian: the dispersion within levels (the pooled one would include the groups)
+        scale = ssr / max(dof_within, 1) if estimate_dispersion else 1.0
+        est, var = np.array(est), scale * np.array(var)
+        between = est.var(axis=0, ddof=1) - var.mean(axis=0)
+        groups[factor] = bool(np.all(between > np.median(var, axis=0)))
+    return t, groups
+
+
+def _center_population(design: Design, family: Family) -> np.ndarray:
+    """Boolean mask over the population coefficients: which are sampled centered."""
+    p = len(design.common.labels)
+    if CENTER_POPULATION is not None:
+        return np.full(p, CENTER_POPULATION)
+    if not design.factors:  # measured on diabetes: centering made divergences (see above)
+        return np.zeros(p, dtype=bool)
+    return _pilot(design, family)[0] > T_CENTER
+
+
+def _center_groups(design: Design, family: Family, factor: str) -> bool:
+    """Whether the group effects of ``factor`` are sampled centered."""
+    if factor in CENTER_GROUPS:
+        return CENTER_GROUPS[factor]
+    return _pilot(design, family)[1][factor]
+
+
+def _group_effects(design, family, factor, gf, priors, phi, W, comp_index, codes, names, autoscale,
                    hidden, term_dims):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
@@ -252,39 +388,66 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, codes, names,
         idx = [comp_index[f"{label}|{factor}"] for label in labels]
         sd = pm.Deterministic(f"sd_{factor}", pt.sqrt(phi[idx] * W) / scales, dims=term_dim)
 
-    z = pm.Normal(f"r_{factor}_z", 0.0, 1.0, dims=(factor, term_dim))
-    hidden.append(f"r_{factor}_z")
-    # correlate within each '|' block: r = (diag(sd) L z)'
+    centered = _center_groups(design, family, factor)
+    n_levels = len(gf.levels)
+    if not centered:
+        z = pm.Normal(f"r_{factor}_z", 0.0, 1.0, dims=(factor, term_dim))
+        hidden.append(f"r_{factor}_z")
+    # correlate within each '|' block: r = (diag(sd) L z)', or centered r ~ MvNormal(0, S R S)
     blocks: list[pt.TensorVariable] = []
     corr_full = None
     start = 0
     correlated = [t for t in terms if t.correlated]
+    single_free = centered and len(terms) == 1 and not terms[0].correlated
     for k, term in enumerate(terms):
         width = len(term.labels)
-        z_block = z[:, start:start + width]
+        cols = slice(start, start + width)
+        sd_block = sd[cols]
+        rho = corr = None
         if term.correlated:
             lkj_name = f"cor_{factor}_packed" if len(correlated) == 1 else f"cor_{factor}_packed{k}"
             packed = pm.LKJCorr(lkj_name, n=width, eta=1.0)
             hidden.append(lkj_name)
             corr = _packed_to_corr(packed, width)
             if width == 2:
-                # analytic Cholesky factor [[1, 0], [rho, sqrt(1 - rho^2)]]: no linear algebra
                 rho = packed[0]
+            if corr_full is None:
+                corr_full = pt.eye(q)
+            corr_full = pt.set_subtensor(corr_full[cols, cols], corr)
+        if single_free:
+            block = pm.Normal(f"r_{factor}", 0.0, sd_block, dims=(factor, term_dim))
+            r = block
+        elif centered:
+            raw = f"r_{factor}_c{k}"
+            hidden.append(raw)
+            if corr is None:
+                block = pm.Normal(raw, 0.0, sd_block, shape=(n_levels, width))
+            elif width == 2:
+                # bivariate normal as x0 ~ N(0, s0), x1 | x0 ~ N(rho s1 x0 / s0, s1 sqrt(1-rho^2))
+                x0 = pm.Normal(raw, 0.0, sd_block[0], shape=n_levels)
+                x1 = pm.Normal(f"{raw}b", rho * sd_block[1] / sd_block[0] * x0,
+                               sd_block[1] * pt.sqrt(1.0 - rho**2), shape=n_levels)
+                hidden.append(f"{raw}b")
+                block = pt.stack([x0, x1], axis=1)
+            else:
+                chol = sd_block[:, None] * pt.linalg.cholesky(corr)
+                block = pm.MvNormal(raw, mu=pt.zeros(width), chol=chol, shape=(n_levels, width))
+        else:
+            z_block = z[:, cols]
+            if rho is not None:
+                # analytic Cholesky factor [[1, 0], [rho, sqrt(1 - rho^2)]]: no linear algebra
                 z_block = pt.stack(
                     [z_block[:, 0], rho * z_block[:, 0] + pt.sqrt(1.0 - rho**2) * z_block[:, 1]],
                     axis=1,
                 )
-            else:
-                chol = pt.linalg.cholesky(corr)
-                z_block = pt.dot(z_block, chol.T)
-            if corr_full is None:
-                corr_full = pt.eye(q)
-            corr_full = pt.set_subtensor(corr_full[start:start + width, start:start + width],
-                                         corr)
-        blocks.append(z_block)
+            elif corr is not None:
+                z_block = pt.dot(z_block, pt.linalg.cholesky(corr).T)
+            block = z_block * sd_block
+        blocks.append(block)
         start += width
-    z_corr = blocks[0] if len(blocks) == 1 else pt.concatenate(blocks, axis=1)
-    r = pm.Deterministic(f"r_{factor}", z_corr * sd, dims=(factor, term_dim))
+    if not single_free:
+        stacked = blocks[0] if len(blocks) == 1 else pt.concatenate(blocks, axis=1)
+        r = pm.Deterministic(f"r_{factor}", stacked, dims=(factor, term_dim))
     if corr_full is not None:
         pm.Deterministic(f"cor_{factor}", corr_full, dims=(term_dim, f"{factor}__term_bis"))
 
@@ -317,7 +480,7 @@ def _likelihood(family, name, eta, aux, trials, y_data, predictive):
             logit_p = normal_lcdf(0.0, 1.0, eta) - normal_lcdf(0.0, 1.0, -eta)
         if family.name == "bernoulli":
             return pm.Bernoulli(name, logit_p=logit_p, **shape)
-        return pm.Binomial(name, n=trials, logit_p=logit_p, **shape)
+        return pm.Binomial(name, n=pt.cast(pt.round(trials), "int64"), logit_p=logit_p, **shape)
     if family.name == "poisson":
         return pm.Poisson(name, mu=pt.exp(eta), **shape)
     if family.name == "negativebinomial":

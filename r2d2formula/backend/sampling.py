@@ -88,10 +88,19 @@ def sample_model(
                   target_accept=target_accept, progressbar=progressbar, model=model)
     if sampler == "pymc":
         idata = pm.sample(cores=cores or min(chains, 2), compute_convergence_checks=False,
-                          **kwargs)
+                          compile_kwargs=_pymc_compile_kwargs(), **kwargs)
     else:
         idata = pm.sample(nuts_sampler=sampler, **kwargs)
     return _add_groups(idata, model), None
+
+
+def _pymc_compile_kwargs() -> dict:
+    """PyMC's NUTS evaluates the gradient through PyTensor's numba backend when numba is
+    installed (a dependency of nutpie and of recent PyTensor): several times faster per
+    evaluation than the default C/VM backend, and its compiled ops are cached on disk."""
+    if importlib.util.find_spec("numba") is None:  # pragma: no cover
+        return {}
+    return {"mode": "NUMBA"}
 
 
 def _add_groups(idata: az.InferenceData, model: pm.Model) -> az.InferenceData:

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from r2d2formula.design.types import Design
 from r2d2formula.errors import PriorSpecError
@@ -65,6 +64,14 @@ class ResolvedPriors:
         Prior of group SDs outside the R2D2 prior (``variant.independent_groups``).
     intercept_plugin : float
         The data-based intercept location (also the GBP plug-in beta0).
+    map_trials : float
+        Scalar number of trials in the R2 map (binomial; 1 otherwise): the mean trials for
+        "linear" (SPEC table), the harmonic mean for "exact" and "gbp", which makes
+        E[mu(1 - mu) / n] exact when n does not depend on eta.
+    offset_mean : float
+        Mean offset; the R2 map is evaluated at beta0 + offset_mean.
+    gbp_params : (float, float, float, float) or None
+        Yanchenko et al.'s fitted (a*, b*, c*, d*) when ``approx == "gbp"``.
     """
 
     r2d2: R2D2
@@ -76,6 +83,9 @@ class ResolvedPriors:
     aux: dict[str, Prior]
     group_sd: Prior | None
     intercept_plugin: float
+    map_trials: float = 1.0
+    offset_mean: float = 0.0
+    gbp_params: tuple[float, float, float, float] | None = None
 
     def table(self) -> list[tuple[str, str]]:
         """(parameter, prior in words) rows for display."""
@@ -111,26 +121,10 @@ def intercept_location(design: Design, family: Family) -> float:
     >>> round(intercept_location(d, get_family("poisson")), 4)
     1.0986
     """
-    y = np.asarray(design.response.values, dtype=float)
-    offset_mean = 0.0 if design.offset is None else float(np.mean(design.offset))
-    if family.link == "identity":
-        return float(np.mean(y)) - offset_mean
-    if family.name == "binomial":
-        trials = np.asarray(design.response.trials, dtype=float)
-        mean = float(np.sum(y) / np.sum(trials))
-        n_eff = float(np.sum(trials))
-    else:
-        mean = float(np.mean(y))
-        n_eff = float(y.size)
-    if family.link == "log":
-        # half an event keeps log finite for all-zero counts
-        mean = max(mean, 0.5 / max(y.size, 1))
-        return float(np.log(mean)) - offset_mean
-    # logit / probit: keep the proportion half an observation away from 0 and 1
-    eps = 0.5 / max(n_eff, 1.0)
-    mean = min(max(mean, eps), 1.0 - eps)
-    value = special.logit(mean) if family.link == "logit" else special.ndtri(mean)
-    return float(value) - offset_mean
+    from r2d2formula.priors.gbp import plugin_beta0
+
+    return plugin_beta0(family, design.response.values, trials=design.response.trials,
+                        offset=design.offset)
 
 
 def _default_priors(design: Design, family: Family, location: float) -> dict[str, Prior]:
@@ -218,6 +212,16 @@ def resolve_priors(
         approx = "exact"
     else:
         approx = r2d2.approx or DEFAULT_APPROX
+    offset_mean = 0.0 if design.offset is None else float(np.mean(design.offset))
+    map_trials = _map_trials(design, approx)
+    gbp_params = None
+    if approx == "gbp" and family.name != "gaussian":
+        from r2d2formula.priors.gbp import fit_gbp
+
+        aux_plugin = {name: _prior_median(prior) for name, prior in defaults.items()
+                      if name in family.aux}
+        gbp_params = fit_gbp(family, *r2d2.beta_parameters, location + offset_mean,
+                             trials=map_trials, **aux_plugin)
     return ResolvedPriors(
         r2d2=r2d2,
         variant=choice,
@@ -228,4 +232,37 @@ def resolve_priors(
         aux={name: defaults[name] for name in family.aux},
         group_sd=defaults["sd"] if choice.independent_groups else None,
         intercept_plugin=location,
+        map_trials=map_trials,
+        offset_mean=offset_mean,
+        gbp_params=gbp_params,
     )
+
+
+def _map_trials(design: Design, approx: str) -> float:
+    trials = design.response.trials
+    if trials is None:
+        return 1.0
+    trials = np.asarray(trials, dtype=float)
+    if approx == "linear":
+        return float(np.mean(trials))
+    return float(1.0 / np.mean(1.0 / trials))
+
+
+def _prior_median(prior: Prior) -> float:
+    """Median of a positive prior, the plug-in value of an auxiliary parameter for GBP."""
+    from scipy import stats
+
+    params = prior.params
+    frozen = {
+        "LogNormal": lambda: stats.lognorm(s=params.get("sigma", 1.0),
+                                           scale=np.exp(params.get("mu", 0.0))),
+        "Gamma": lambda: stats.gamma(a=params["alpha"], scale=1.0 / params["beta"]),
+        "InverseGamma": lambda: stats.invgamma(a=params["alpha"], scale=params["beta"]),
+        "Exponential": lambda: stats.expon(scale=1.0 / params["lam"]),
+        "HalfNormal": lambda: stats.halfnorm(scale=params.get("sigma", 1.0)),
+        "HalfCauchy": lambda: stats.halfcauchy(scale=params.get("beta", 1.0)),
+        "HalfStudentT": lambda: stats.t(df=params.get("nu", 1.0), scale=params.get("sigma", 1.0)),
+    }[prior.distribution]()
+    if prior.distribution == "HalfStudentT":
+        return float(frozen.ppf(0.75))  # the median of |T|
+    return float(frozen.median())

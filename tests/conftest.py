@@ -1,0 +1,29 @@
+"""Shared fixtures: small simulated data sets with known structure."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+warnings.filterwarnings("ignore", message=".*BLAS.*")
+
+
+@pytest.fixture(scope="session")
+def small_gaussian() -> pd.DataFrame:
+    """60 rows, two numeric predictors, a 3-level categorical and two crossed factors."""
+    rng = np.random.default_rng(42)
+    n = 60
+    frame = pd.DataFrame({
+        "x1": rng.normal(size=n),
+        "x2": rng.normal(scale=10.0, size=n),
+        "cat": rng.choice(["a", "b", "c"], size=n),
+        "g": np.repeat([f"g{i}" for i in range(6)], n // 6),
+        "h": np.tile([f"h{i}" for i in range(5)], n // 5),
+    })
+    frame["y"] = 1.0 + 0.5 * frame.x1 - 0.03 * frame.x2 + rng.normal(size=n)
+    frame["count"] = rng.poisson(np.exp(0.5 + 0.3 * frame.x1))
+    frame["binary"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-frame.x1))).astype(int)
+    return frame
