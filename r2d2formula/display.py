@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 if TYPE_CHECKING:
     from r2d2formula.model import Model
     from r2d2formula.results import Fit
@@ -20,11 +22,13 @@ def model_text(model: Model) -> str:
         f"  observations: {design.n_obs}"
         + (f" ({design.n_dropped} rows with missing values dropped)" if design.n_dropped else ""),
         f"  variant: {model.variant}, because {model.variant_reason}",
-        f"  R2 -> W: {model.approx}",
+        f"  R2 -> W: {model.approx}" + (
+            " (GBP a*, b*, c*, d* = " + ", ".join(f"{v:.4g}" for v in model.priors.gbp_params)
+            + ")" if model.priors.gbp_params else ""),
         "  components:",
     ]
     for name, row in model.components.iterrows():
-        conc = "" if row["concentration"] is None else f"concentration {row['concentration']:g}"
+        conc = "" if pd.isna(row["concentration"]) else f"concentration {row['concentration']:g}"
         where = "R2D2" if row["in_r2d2"] else "independent prior"
         lines.append(f"    {name:<24} {row['kind']:<7} scale {row['scale']:<10.4g} {conc} [{where}]")
     lines.append("  priors:")

@@ -81,7 +81,7 @@ def _check_gaussian(name: str, y: np.ndarray, trials: np.ndarray | None) -> None
 
 def _first_bad(y: np.ndarray, bad: np.ndarray) -> str:
     idx = np.flatnonzero(bad)
-    shown = ", ".join(f"row {i}: {y[i]!r}" for i in idx[:3])
+    shown = ", ".join(f"row {i}: {y[i]:g}" for i in idx[:3])
     more = f" and {idx.size - 3} more" if idx.size > 3 else ""
     return f"{shown}{more}"
 

@@ -66,7 +66,9 @@ class Fit:
         ``r_<factor>`` are left out unless named in ``var_names``.
         """
         var_names = var_names or self.parameter_names()
-        table = az.summary(self.idata, var_names=var_names, hdi_prob=hdi_prob, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = az.summary(self.idata, var_names=var_names, hdi_prob=hdi_prob, **kwargs)
         keep = [not _is_redundant_correlation(label, self.design) for label in table.index]
         return table[keep]
 
@@ -113,9 +115,13 @@ class Fit:
         stats = self.idata.sample_stats
         divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
         names = self.parameter_names()
-        rhat = az.rhat(self.idata, var_names=names)
-        ess_bulk = az.ess(self.idata, var_names=names, method="bulk")
-        ess_tail = az.ess(self.idata, var_names=names, method="tail")
+        with warnings.catch_warnings():
+            # constant entries (a correlation's diagonal, phi of a single component) have no
+            # R-hat or ESS; they come back NaN and are skipped below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rhat = az.rhat(self.idata, var_names=names)
+            ess_bulk = az.ess(self.idata, var_names=names, method="bulk")
+            ess_tail = az.ess(self.idata, var_names=names, method="tail")
         max_rhat = _nanmax(rhat)
         min_bulk = _nanmin(ess_bulk)
         min_tail = _nanmin(ess_tail)

@@ -101,64 +101,41 @@ def _packed_to_corr(packed: pt.TensorVariable, q: int) -> pt.TensorVariable:
     return pt.set_subtensor(corr[(upper[1], upper[0])], packed)
 
 
-def _effective_trials(design: Design, approx: str) -> float:
-    trials = design.response.trials
-    if trials is None:
-        return 1.0
-    trials = np.asarray(trials, dtype=float)
-    if approx == "linear":
-        return float(np.mean(trials))  # SPEC table: n = mean trials
-    # E[mu(1-mu)/n] = E[mu(1-mu)] * mean(1/n): the harmonic mean is exact for the definition
-    return float(1.0 / np.mean(1.0 / trials))
-
-
 def _total_variance(
-    design: Design, family: Family, priors: ResolvedPriors, R2: pt.TensorVariable,
+    family: Family, priors: ResolvedPriors, R2: pt.TensorVariable,
     beta0: pt.TensorVariable, aux: dict[str, pt.TensorVariable],
 ) -> pt.TensorVariable:
-    """W, the prior variance of the linear predictor, as a function of R2 (SPEC section 2)."""
+    """W, the prior variance of the linear predictor, as a function of R2 (SPEC section 2).
+
+    The map's inputs that come from the data (scalar trials, mean offset) are resolved once
+    in :func:`r2d2formula.priors.defaults.resolve_priors`.
+    """
     if family.name == "gaussian":
         return aux["sigma"] ** 2 * R2 / (1.0 - R2)
     from r2d2formula.priors import r2_maps
 
-    offset_mean = 0.0 if design.offset is None else float(np.mean(design.offset))
-    trials = _effective_trials(design, priors.approx)
     return r2_maps.w_of_r2(
-        family, R2, beta0 + offset_mean, aux, trials=trials, method=priors.approx, xp=PYTENSOR
+        family, R2, beta0 + priors.offset_mean, aux, trials=priors.map_trials,
+        method=priors.approx, xp=PYTENSOR,
     )
 
 
-def _r2_and_w(design, family, priors, beta0, aux):
+def _r2_and_w(family, priors, beta0, aux):
     """R2 (a free Beta variable, or implied by the GBP draw) and W."""
     a, b = priors.r2_beta
-    if priors.approx == "gbp" and family.name != "gaussian":
+    if priors.approx == "gbp" and priors.gbp_params is not None:
         from r2d2formula.priors import gbp, r2_maps
 
-        offset_mean = 0.0 if design.offset is None else float(np.mean(design.offset))
-        trials = _effective_trials(design, "gbp")
-        aux_plugin = _aux_plugin(priors)
-        params = gbp.fit_gbp(family, a, b, priors.intercept_plugin + offset_mean,
-                             trials=trials, **aux_plugin)
+        params = priors.gbp_params
         u = pm.Beta("R2_gbp_u", alpha=params[0], beta=params[1])
         W = pm.Deterministic("W", gbp.w_of_gbp_u(u, params, xp=PYTENSOR))
         R2 = pm.Deterministic(
-            "R2", r2_maps.r2_of_w(family, W, beta0 + offset_mean, aux, trials=trials,
-                                  xp=PYTENSOR))
+            "R2", r2_maps.r2_of_w(family, W, beta0 + priors.offset_mean, aux,
+                                  trials=priors.map_trials, xp=PYTENSOR))
         return R2, W
     R2 = pm.Beta("R2", alpha=a, beta=b)
-    W = pm.Deterministic("W", _total_variance(design, family, priors, R2, beta0, aux))
+    W = pm.Deterministic("W", _total_variance(family, priors, R2, beta0, aux))
     return R2, W
-
-
-def _aux_plugin(priors: ResolvedPriors) -> dict[str, float]:
-    """Plug-in values of auxiliary parameters for the GBP fit (prior medians)."""
-    plugin = {}
-    for name, prior in priors.aux.items():
-        if prior.distribution == "LogNormal":
-            plugin[name] = float(np.exp(prior.params.get("mu", 0.0)))
-        else:
-            plugin[name] = 1.0
-    return plugin
 
 
 def _coords(design: Design, components: tuple[str, ...], n_obs: int) -> dict:
@@ -225,7 +202,7 @@ def build_model(
             beta0 = pt.constant(0.0)
 
         # ---- R2, W and the variance split -------------------------------------------
-        R2, W = _r2_and_w(design, family, priors, beta0, aux)
+        R2, W = _r2_and_w(family, priors, beta0, aux)
         conc = np.asarray(priors.concentrations, dtype=float)
         if len(components) > 1:
             phi = pm.Dirichlet("phi", a=conc, dims="component")

@@ -489,11 +489,16 @@ def r2_by_integration(family: Family, w: ArrayLike, beta0: ArrayLike = 0.0,
     0.5
     """
     aux = dict(aux or {})
-    w_arr, b_arr, n_arr = np.broadcast_arrays(np.asarray(w, float), np.asarray(beta0, float),
-                                              np.asarray(trials, float))
+    names = list(aux)
+    # auxiliary parameters broadcast with w and beta0 (one value per prior draw, say)
+    arrays = np.broadcast_arrays(np.asarray(w, float), np.asarray(beta0, float),
+                                 np.asarray(trials, float),
+                                 *(np.asarray(aux[name], float) for name in names))
+    w_arr, b_arr, n_arr, aux_arrs = arrays[0], arrays[1], arrays[2], arrays[3:]
     out = np.empty(w_arr.shape)
     for idx in np.ndindex(w_arr.shape):
-        out[idx] = _r2_quad(family, float(w_arr[idx]), float(b_arr[idx]), aux,
+        aux_here = {name: float(arr[idx]) for name, arr in zip(names, aux_arrs, strict=True)}
+        out[idx] = _r2_quad(family, float(w_arr[idx]), float(b_arr[idx]), aux_here,
                             float(n_arr[idx]))
     return out
 
