@@ -44,6 +44,7 @@ funnel). ``CENTER_POPULATION`` and ``CENTER_GROUPS`` override the rule.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +210,9 @@ def build_model(
         else:
             phi = pm.Deterministic("phi", pt.ones(1), dims="component")
 
+        # the data pilot behind the centered / non-centered choice, computed at most once
+        pilot = functools.cache(lambda: _pilot(design, family))
+
         # ---- population-level coefficients ------------------------------------------
         eta = beta0 + (offset if offset is not None else 0.0)
         if p:
@@ -218,7 +222,7 @@ def build_model(
             laplace = priors.r2d2.kernel == "laplace"
             b_scale = pt.sqrt(phi[idx] * W / (2.0 if laplace else 1.0)) / scales
             dist = pm.Laplace if laplace else pm.Normal
-            center = _center_population(design, family)
+            center = _center_population(design, pilot)
             if center.all():
                 b = dist("b", 0.0, b_scale, dims="coef")
             elif not center.any():
@@ -245,7 +249,7 @@ def build_model(
         for factor, gf in design.factors.items():
             eta = eta + _group_effects(
                 design, family, factor, gf, priors, phi, W, comp_index, codes[factor], names,
-                autoscale, hidden, term_dims,
+                autoscale, hidden, term_dims, pilot,
             )
 
         if predictive:
@@ -311,17 +315,19 @@ def _pilot(design: Design, family: Family) -> tuple[np.ndarray, dict[str, bool]]
         terms = [term for term in design.group_terms if term.factor == factor]
         Zf = np.column_stack([term.matrix for term in terms])
         est, var, ssr, dof_within = [], [], 0.0, 0
+        order = np.argsort(gf.codes, kind="stable")
+        bounds = np.searchsorted(gf.codes[order], np.arange(len(gf.levels) + 1))
         for level in range(len(gf.levels)):
-            rows = gf.codes == level
+            rows = order[bounds[level]:bounds[level + 1]]
             Zl, wl = Zf[rows], w[rows]
             info = (Zl * wl[:, None]).T @ Zl
-            if rows.sum() <= Zf.shape[1] or np.linalg.cond(info) > 1e10:
+            if rows.size <= Zf.shape[1] or np.linalg.cond(info) > 1e10:
                 continue
             inv = np.linalg.inv(info)
             est.append(inv @ (Zl * wl[:, None]).T @ resid[rows])
             var.append(np.diag(inv))
             ssr += float(np.sum(wl * (resid[rows] - Zl @ est[-1]) ** 2))
-            dof_within += int(rows.sum()) - Zf.shape[1]
+            dof_within += int(rows.size) - Zf.shape[1]
         if len(est) < 2:
             groups[factor] = False
             continue
@@ -333,25 +339,25 @@ def _pilot(design: Design, family: Family) -> tuple[np.ndarray, dict[str, bool]]
     return t, groups
 
 
-def _center_population(design: Design, family: Family) -> np.ndarray:
+def _center_population(design: Design, pilot) -> np.ndarray:
     """Boolean mask over the population coefficients: which are sampled centered."""
     p = len(design.common.labels)
     if CENTER_POPULATION is not None:
         return np.full(p, CENTER_POPULATION)
     if not design.factors:  # measured on diabetes: centering made divergences (see above)
         return np.zeros(p, dtype=bool)
-    return _pilot(design, family)[0] > T_CENTER
+    return pilot()[0] > T_CENTER
 
 
-def _center_groups(design: Design, family: Family, factor: str) -> bool:
+def _center_groups(pilot, factor: str) -> bool:
     """Whether the group effects of ``factor`` are sampled centered."""
     if factor in CENTER_GROUPS:
         return CENTER_GROUPS[factor]
-    return _pilot(design, family)[1][factor]
+    return pilot()[1][factor]
 
 
 def _group_effects(design, family, factor, gf, priors, phi, W, comp_index, codes, names, autoscale,
-                   hidden, term_dims):
+                   hidden, term_dims, pilot):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
     labels = [label for t in terms for label in t.labels]
@@ -365,7 +371,7 @@ def _group_effects(design, family, factor, gf, priors, phi, W, comp_index, codes
         idx = [comp_index[f"{label}|{factor}"] for label in labels]
         sd = pm.Deterministic(f"sd_{factor}", pt.sqrt(phi[idx] * W) / scales, dims=term_dim)
 
-    centered = _center_groups(design, family, factor)
+    centered = _center_groups(pilot, factor)
     n_levels = len(gf.levels)
     if not centered:
         z = pm.Normal(f"r_{factor}_z", 0.0, 1.0, dims=(factor, term_dim))
