@@ -14,6 +14,7 @@ from r2d2formula.errors import (
     FamilyError,
     FormulaError,
     FormulaSyntaxError,
+    LoadError,
     NotFittedError,
     PriorSpecError,
     R2D2FormulaError,
@@ -27,6 +28,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Model",
+    "Fit",
+    "Predictions",
+    "compare",
+    "load",
     "R2D2",
     "Prior",
     "datasets",
@@ -38,7 +43,22 @@ __all__ = [
     "PriorSpecError",
     "SamplerError",
     "NotFittedError",
+    "LoadError",
     "R2D2FormulaWarning",
     "DiagnosticsWarning",
     "__version__",
 ]
+
+
+# results (and arviz behind them) load on first use, so `import r2d2formula` stays quick
+_LAZY = {"Fit": "r2d2formula.results", "compare": "r2d2formula.results",
+         "load": "r2d2formula.persistence",
+         "Predictions": "r2d2formula.predictions"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'r2d2formula' has no attribute {name!r}")

@@ -6,6 +6,10 @@ problem, so ``except ValueError`` in user code keeps working.
 
 from __future__ import annotations
 
+import sys
+import warnings
+from pathlib import Path
+
 __all__ = [
     "R2D2FormulaError",
     "FormulaError",
@@ -15,10 +19,14 @@ __all__ = [
     "PriorSpecError",
     "SamplerError",
     "NotFittedError",
+    "LoadError",
     "R2D2FormulaWarning",
     "DiagnosticsWarning",
     "mark_span",
+    "warn_user",
 ]
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 class R2D2FormulaError(Exception):
@@ -53,6 +61,10 @@ class NotFittedError(R2D2FormulaError, ValueError, AttributeError):
     """A result was asked of a model that has not been fitted."""
 
 
+class LoadError(R2D2FormulaError, ValueError):
+    """A file given to :func:`r2d2formula.load` is not a fit saved by r2d2formula."""
+
+
 class R2D2FormulaWarning(UserWarning):
     """Base class of warnings issued by r2d2formula."""
 
@@ -79,3 +91,17 @@ def mark_span(source: str, start: int, end: int | None = None) -> str:
     """
     end = start + 1 if end is None else max(end, start + 1)
     return f"  {source}\n  {' ' * start}{'^' * (end - start)}"
+
+
+def warn_user(message: str, category: type[Warning] = R2D2FormulaWarning) -> None:
+    """Issue a warning that points at the first caller outside r2d2formula.
+
+    The same check runs under ``Model(...)`` and under ``build_design(...)``, at different
+    depths; a fixed ``stacklevel`` would point inside the library for one of them.
+    """
+    level = 2  # stacklevel 1 is this function, 2 its caller
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

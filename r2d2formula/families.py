@@ -79,6 +79,10 @@ def _check_gaussian(name: str, y: np.ndarray, trials: np.ndarray | None) -> None
         raise FamilyError(f"response {name!r} is constant; there is nothing to model")
 
 
+def _n_rows(count: int) -> str:
+    return "1 row" if count == 1 else f"{count} rows"
+
+
 def _first_bad(y: np.ndarray, bad: np.ndarray) -> str:
     idx = np.flatnonzero(bad)
     shown = ", ".join(f"row {i}: {y[i]:g}" for i in idx[:3])
@@ -141,7 +145,7 @@ def _check_binomial(name: str, y: np.ndarray, trials: np.ndarray | None) -> None
     if above.any():
         i = int(np.flatnonzero(above)[0])
         raise FamilyError(
-            f"successes {name!r} exceed trials in {int(above.sum())} rows (first: row {i}, "
+            f"successes {name!r} exceed trials in {_n_rows(int(above.sum()))} (first: row {i}, "
             f"{y[i]:g} successes of {trials[i]:g} trials); check the columns in trials()"
         )
 
@@ -266,6 +270,23 @@ class Family:
     @property
     def aux(self) -> tuple[str, ...]:
         return self.spec.aux
+
+    def check(self, response: Any) -> None:
+        """Raise :class:`FamilyError` when the family cannot model ``response``.
+
+        ``response`` is a :class:`~r2d2formula.design.types.ResponseData`. A text or
+        categorical response with two levels is coded 0/1 and only makes sense for the
+        bernoulli family; the family's own checks (counts, 0/1, trials) follow.
+        """
+        levels = getattr(response, "levels", None)
+        if levels is not None and self.name != "bernoulli":
+            raise FamilyError(
+                f"response {response.name!r} is text with two levels ({levels[0]!r}, "
+                f"{levels[1]!r}), which only family='bernoulli' models (as {levels[1]!r} = 1); "
+                f"family {self.name!r} needs numbers. Use family='bernoulli', or convert the "
+                "column to numbers"
+            )
+        self.spec.check_response(response.label, response.values, response.trials)
 
     def mean(self, eta: Any, xp: Any = NUMPY) -> Any:
         """mu(eta): the inverse link."""

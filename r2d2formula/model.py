@@ -6,6 +6,7 @@ and holds no maths and no PyMC calls of its own.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from r2d2formula.design import build_design
-from r2d2formula.errors import DesignError
+from r2d2formula.errors import DesignError, R2D2FormulaWarning
 from r2d2formula.families import Family, get_family
 from r2d2formula.priors.defaults import resolve_priors
 from r2d2formula.priors.spec import R2D2, Prior
@@ -92,10 +93,12 @@ class Model:
         self.formula = formula
         self.family = get_family(family, link)
         self.design = build_design(formula, data, dropna=dropna)
-        response = self.design.response
-        self.family.spec.check_response(response.label, response.values, response.trials)
+        self.family.check(self.design.response)
         self.priors = resolve_priors(self.design, self.family, prior, priors, variant)
-        self._graph = None
+        #: the constructor's choices, for refits on other data and for saving
+        self.options = {"prior": prior, "priors": dict(priors) if priors else None,
+                        "variant": variant, "dropna": dropna}
+        self._graphs = None  # CompiledGraphs, made on first use (imports PyMC)
 
     # ---- what the model is ---------------------------------------------------------
     @property
@@ -128,17 +131,64 @@ class Model:
 
     # ---- the graph -----------------------------------------------------------------
     def build(self):
-        """The ``pymc.Model`` (built once and cached)."""
-        if self._graph is None:
-            from r2d2formula.backend import build_model
-
-            self._graph = build_model(self.design, self.family, self.priors)
-        return self._graph[0]
+        """The ``pymc.Model`` (built once and cached; shared with refits on other data of the
+        same structure, see :meth:`fit`)."""
+        return self._compiled_graphs().sampling_graph(self, self.design, self.family, self.priors)[0]
 
     @property
     def graph_info(self):
-        self.build()
-        return self._graph[1]
+        """Names in the built graph (response, dims, hidden sampling variables)."""
+        return self._compiled_graphs().sampling_graph(self, self.design, self.family, self.priors)[1]
+
+    def _compiled_graphs(self):
+        if self._graphs is None:
+            from r2d2formula.backend.reuse import CompiledGraphs
+
+            self._graphs = CompiledGraphs()
+        return self._graphs
+
+    def build_predictive(self):
+        """The prediction graph: the model graph plus ``eta``, ``mu`` and effects of new
+        levels, with this model's data set in (see :func:`r2d2formula.backend.build_model`).
+
+        Returns
+        -------
+        (pymc.Model, GraphInfo)
+        """
+        return self._compiled_graphs().predictive_graph(self, self.design, self.family, self.priors)
+
+    def with_data(self, data: pd.DataFrame) -> Model:
+        """The same model (formula, family, priors) on other data.
+
+        Data-based choices (column scales, the intercept prior's location, ...) are made
+        anew from ``data``. When the structure agrees (the same columns, the same number of
+        levels per factor, ...), the new model shares this one's compiled graphs, so fitting
+        it skips building and compiling; otherwise it gets its own (with a warning naming
+        the difference).
+
+        Parameters
+        ----------
+        data : pandas.DataFrame
+
+        Returns
+        -------
+        Model
+        """
+        from r2d2formula.backend.reuse import structure_difference, structure_key
+
+        other = Model(self.formula, data, family=self.family, **self.options)
+        if self._graphs is None or self._graphs.key is None:
+            return other
+        reason = structure_difference(
+            self._graphs.key, structure_key(other.design, other.family, other.priors))
+        if reason is None:
+            other._graphs = self._graphs
+        else:
+            warnings.warn(
+                f"the new data cannot reuse the compiled model: {reason}; building anew",
+                R2D2FormulaWarning, stacklevel=2,
+            )
+        return other
 
     # ---- sampling ------------------------------------------------------------------
     def fit(
@@ -152,11 +202,17 @@ class Model:
         random_seed: int | None = None,
         progressbar: bool = True,
         cores: int | None = None,
+        data: pd.DataFrame | None = None,
     ) -> Fit:
         """Sample the posterior.
 
         Parameters
         ----------
+        data : pandas.DataFrame, optional
+            Fit the same formula, family and priors to other data (``self.with_data(data)``)
+            instead of this model's: with the same structure (columns, levels per factor)
+            the compiled model is reused, which is what makes simulation studies and
+            simulation-based calibration fast. The returned fit's ``model`` is the new one.
         draws, tune, chains : int
             Posterior draws and tuning steps per chain, and the number of chains.
         sampler : {"nutpie", "pymc", "numpyro", "blackjax"}, optional
@@ -177,25 +233,61 @@ class Model:
         from r2d2formula.backend import DEFAULT_SAMPLER, check_sampler, sample_model
         from r2d2formula.results import Fit
 
+        if data is not None:
+            return self.with_data(data).fit(
+                draws=draws, tune=tune, chains=chains, sampler=sampler,
+                target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
+                cores=cores,
+            )
         sampler = sampler or DEFAULT_SAMPLER
         check_sampler(sampler)
         _check_positive_int(draws=draws, tune=tune, chains=chains)
         if not 0.0 < target_accept < 1.0:
             raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
         model = self.build()
-        idata, _ = sample_model(
+        compiled = self._compiled_graphs().nutpie_model() if sampler == "nutpie" else None
+        idata, compiled = sample_model(
             model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
             target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
+            compiled=compiled,
         )
+        if compiled is not None:
+            self._graphs.compiled.setdefault(sampler, compiled)
         fit = Fit(model=self, idata=idata, sampler=sampler)
         fit.warn_diagnostics(stacklevel=3)
         return fit
 
-    def sample_prior(self, draws: int = 1000, *, random_seed: int | None = None) -> az.InferenceData:
-        """Draw from the prior and the prior predictive distribution (no data involved)."""
+    def sample_prior_predictive(self, draws: int = 500, *,
+                                random_seed: int | None = None) -> az.InferenceData:
+        """Draw from the prior and the prior predictive distribution through the model graph.
+
+        Parameters
+        ----------
+        draws : int
+        random_seed : int, optional
+
+        Returns
+        -------
+        arviz.InferenceData
+            Groups ``prior`` (every parameter, named as in the posterior) and
+            ``prior_predictive`` (the response, one draw of all rows per prior draw).
+
+        Examples
+        --------
+        >>> from r2d2formula import Model, datasets
+        >>> m = Model("Reaction ~ Days + (1 | Subject)", datasets.load("sleepstudy"))
+        >>> prior = m.sample_prior_predictive(draws=100, random_seed=1)
+        >>> prior.prior_predictive["Reaction"].shape
+        (1, 100, 180)
+        """
         from r2d2formula.backend import sample_prior
 
+        _check_positive_int(draws=draws)
         return sample_prior(self.build(), draws=draws, random_seed=random_seed)
+
+    def sample_prior(self, draws: int = 1000, *, random_seed: int | None = None) -> az.InferenceData:
+        """Alias of :meth:`sample_prior_predictive` (kept for earlier code)."""
+        return self.sample_prior_predictive(draws, random_seed=random_seed)
 
     def prior_parameters(self) -> dict:
         """The prior's numbers after defaults and data-based choices.
@@ -260,6 +352,30 @@ class Model:
         from r2d2formula.display import model_text
 
         return model_text(self)
+
+    # ---- display -------------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display; see :func:`r2d2formula.display.model_html`."""
+        from r2d2formula.display import model_html
+
+        return model_html(self)
+
+    def latex(self, environment: Literal["align*", "aligned"] = "align*") -> str:
+        r"""The model written out in LaTeX: likelihood, linear predictor and every prior.
+
+        ``IPython.display.Math(m.latex("aligned"))`` or a Markdown cell shows it; see
+        :func:`r2d2formula.display.model_latex`.
+
+        Examples
+        --------
+        >>> from r2d2formula import Model, datasets
+        >>> m = Model("Reaction ~ Days + (1 | Subject)", datasets.load("sleepstudy"))
+        >>> print(m.latex().splitlines()[0])
+        \begin{align*}
+        """
+        from r2d2formula.display import model_latex
+
+        return model_latex(self, environment)
 
 
 def _check_positive_int(**values: int) -> None:

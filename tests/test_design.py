@@ -68,11 +68,12 @@ def test_population_forms(df, formula, labels, intercept):
 
 
 def test_function_values(df):
-    d = build_design("y ~ log(x) + I(x**2) + {x + z} + scale(x) + center(z)", df)
+    # {x * z}, not {x + z}: x + z, scale(x) and center(z) would be perfectly collinear
+    d = build_design("y ~ log(x) + I(x**2) + {x * z} + scale(x) + center(z)", df)
     m = d.common.matrix
     np.testing.assert_allclose(m[:, 0], np.log(df.x))
     np.testing.assert_allclose(m[:, 1], df.x**2)
-    np.testing.assert_allclose(m[:, 2], df.x + df.z)
+    np.testing.assert_allclose(m[:, 2], df.x * df.z)
     # formulae scale() uses the ddof=0 sd (R uses ddof=1)
     np.testing.assert_allclose(m[:, 3], (df.x - df.x.mean()) / df.x.std(ddof=0), rtol=1e-6)
     np.testing.assert_allclose(m[:, 4], df.z - df.z.mean())
@@ -264,10 +265,12 @@ def test_data_errors(df, formula, update, message):
         build_design(formula, df.assign(**update))
 
 
-def test_more_columns_than_rows():
+def test_more_columns_than_rows_warns():
+    # p > n is legitimate shrinkage regression under R2D2: a warning, not an error (issue 8)
     data = pd.DataFrame({"y": [1.0, 2, 3], "a": list("abc"), "x": [1.0, 2, 4]})
-    with pytest.raises(DesignError, match="only 3 rows"):
-        build_design("y ~ a + x", data)
+    with pytest.warns(R2D2FormulaWarning, match="4 population-level columns .* for 3 rows"):
+        d = build_design("y ~ a + x", data)
+    assert d.common.matrix.shape == (3, 3)
 
 
 def test_empty_data_and_types(df):

@@ -1,6 +1,6 @@
 """The PyMC backend: the only part of r2d2formula that imports PyMC."""
 
-from r2d2formula.backend.graph import OBS_DIM, GraphInfo, build_model
+from r2d2formula.backend.graph import OBS_DIM, GraphInfo, build_model, graph_data
 from r2d2formula.backend.sampling import (
     DEFAULT_SAMPLER,
     SAMPLERS,
@@ -9,5 +9,5 @@ from r2d2formula.backend.sampling import (
     sample_prior,
 )
 
-__all__ = ["build_model", "GraphInfo", "OBS_DIM", "sample_model", "sample_prior",
+__all__ = ["build_model", "graph_data", "GraphInfo", "OBS_DIM", "sample_model", "sample_prior",
            "check_sampler", "SAMPLERS", "DEFAULT_SAMPLER"]

@@ -7,39 +7,39 @@ Names and coordinates follow SPEC section 4: ``Intercept``, ``beta0``, ``b`` (di
 ``sigma``/``alpha``, ``R2``, ``W``, ``phi`` (dim ``component``), ``sd_<factor>`` (dim
 ``<factor>__term``), ``r_<factor>`` (dims ``<factor>``, ``<factor>__term``) and
 ``cor_<factor>`` (dims ``<factor>__term``, ``<factor>__term_bis``). Raw sampling variables
-(``b_z``, ``r_<f>_z``, ``r_<f>_c<k>``, ``cor_<f>_packed``) are listed in ``GraphInfo.hidden``.
+(``b_u``, ``r_<f>_u``/``r_<f>_u<k>`` and ``r_<f>_ub``, ``r_<f>_c<k>``, ``r_<f>_z<k>``,
+``cor_<f>_packed``) are listed in ``GraphInfo.hidden``.
 
 Parameterisation (sampling geometry)
 ------------------------------------
 The joint prior is exactly SPEC section 2's; only the coordinates NUTS moves in differ.
-``b_j = z_j * scale_j`` with ``z_j ~ N(0, 1)`` (non-centered) and ``b_j ~ N(0, scale_j)``
-(centered) give the same distribution, and likewise ``r = (diag(sd) L z)'`` and
-``r[level] ~ MvNormal(0, diag(sd) R diag(sd))`` (a 2-term block is written as
-``x0 ~ N(0, s0)``, ``x1 | x0 ~ N(rho s1 x0 / s0, s1 sqrt(1 - rho^2))``, its exact
-factorisation). Non-centered is right where the prior dominates a coefficient (a funnel in
-the scale otherwise); centered where the data dominate (non-centered then couples z to the
-scale through the likelihood: the long trajectories and the divergences of sleepstudy, and
-the poorly mixing ``phi`` of radon). The choice is made once per model, deterministically,
-from a pilot least-squares fit that needs no sampling (:func:`_pilot`):
+A coefficient ``b ~ N(0, sd)`` (sd = sqrt(phi_j W) / s_j, or a group SD) whose likelihood
+is approximately N(hat, 1 / prec) has, given sd, the posterior mean
+``m = hat sd^2 prec / (1 + sd^2 prec)`` and standard deviation ``s = sd / sqrt(1 + sd^2 prec)``.
+It is sampled as ``b = m + s u`` with ``u ~ N(-m / s, sd / s)``: an affine map of b for
+each sd, so b keeps exactly its prior (:func:`_whitened`), and u is close to standard normal
+in the posterior whatever sd is. Where sd is small against the data's standard error
+(``sd^2 prec << 1``) this is the non-centered ``b = sd z``; where it is large, the centered
+parameterisation standardised by the data; in between, the mix that the current sd calls for
+(partial non-centering, Papaspiliopoulos, Roberts & Skold 2007, with the weight a function
+of sd instead of a constant).
 
-* data are linearised as a GLM at the mean response (working response and weights; the
-  gaussian response as is);
-* in a model with group terms, population coefficient ``j`` is centered iff its pilot
-  |estimate| / standard error exceeds ``T_CENTER`` = 2 (a coefficient clearly away from zero
-  cannot sit in the shrinkage funnel). Without group terms (a plain R2D2 regression) every
-  ``b`` stays non-centered: on diabetes (correlated predictors) centering the strong
-  coefficients gave 6 (nutpie) / 23 (pymc) divergences at the defaults, all of them 84 at
-  4 x 500, against 0-1 non-centered;
-* group factor ``f`` is centered (all its terms) iff, for every term, the between-level
-  variance of the per-level least-squares estimates, minus their mean sampling variance,
-  exceeds the median sampling variance: the typical level's reliability is above one half.
-  Levels too small to estimate their terms are skipped; fewer than two usable levels gives
-  non-centered.
+Why a per-draw weight: the R2D2 shares phi_j of a coefficient that the data measure well
+and find near zero span many orders of magnitude in the posterior (1e-7 .. 0.2 in issue 3's
+poisson GLMM). A non-centered coefficient then diverges at large phi (z must be tiny: the
+likelihood's funnel), a centered one at tiny phi (b must be tiny: the prior's funnel), so no
+fixed choice per coefficient (the former pilot |t| > 2 rule) avoids both.
 
-Measured (nutpie, 4 x 500, seed 1): sleepstudy everything non-centered 63 leapfrog steps a
-draw, centered 31; radon non-centered 6 divergences and min ESS 89 (``phi``), with ``b``
-centered 0 and 621; diabetes all ``b`` centered 84 divergences (weak coefficients in the
-funnel). ``CENTER_POPULATION`` and ``CENTER_GROUPS`` override the rule.
+hat and prec come from a pilot fit that needs no sampling
+(:func:`r2d2formula.backend.pilot.pilot_fit`: IRLS on the population columns; per-level
+weighted least squares for group terms), enter the graph as ``pm.Data`` (``pilot_*``) and
+apply to population coefficients (normal or Laplace kernel), group terms of ``||`` and
+single-column blocks, and ``|`` blocks of two terms (the pair ``u0``, ``u1 | u0`` written
+by its exact bivariate factorisation). A ``|`` block of three or more terms is sampled
+centered (``r[level] ~ MvNormal(0, S R S)``) when the pilot finds the typical level's
+reliability above one half, else non-centered (``r = (diag(sd) L z)'``).
+
+Measured: see benchmarks/README.md, "Divergences at default settings".
 """
 
 from __future__ import annotations
@@ -52,13 +52,14 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import normal_lcdf
 
+from r2d2formula.backend.pilot import pilot_data, pilot_fit
 from r2d2formula.backend.xp import PYTENSOR
 from r2d2formula.design.types import Design
 from r2d2formula.families import Family
 from r2d2formula.priors.defaults import ResolvedPriors
 from r2d2formula.priors.spec import Prior
 
-__all__ = ["build_model", "GraphInfo", "OBS_DIM", "data_names"]
+__all__ = ["build_model", "GraphInfo", "OBS_DIM", "graph_data"]
 
 OBS_DIM = "__obs__"
 _RESERVED = {"Intercept", "beta0", "b", "sigma", "alpha", "R2", "W", "phi", "eta", "mu"}
@@ -74,13 +75,64 @@ class GraphInfo:
     hidden: tuple[str, ...]
 
 
-def data_names(design: Design) -> dict[str, str]:
-    """Names of the ``pm.Data`` containers, by role (``X``, ``codes:<f>``, ``Z:<f>``, ...)."""
-    names = {"X": "X", "offset": "offset", "trials": "trials", "y": "y_observed"}
-    for factor in design.factors:
-        names[f"codes:{factor}"] = f"codes_{factor}"
-        names[f"Z:{factor}"] = f"Z_{factor}"
-    return names
+def _group_z_matrix(design: Design, factor: str) -> np.ndarray | None:
+    """The non-intercept Z columns of ``factor`` (intercept columns need no data)."""
+    columns = [term.matrix[:, j] for term in design.group_terms if term.factor == factor
+               for j, label in enumerate(term.labels) if label != "1"]
+    return np.column_stack(columns) if columns else None
+
+
+def _prior_data_params(tag: str, prior: Prior) -> dict[str, np.ndarray]:
+    return {f"prior_{tag}_{key}": np.asarray(float(value)) for key, value in prior.params.items()}
+
+
+def graph_data(design: Design, family: Family, priors: ResolvedPriors) -> dict[str, np.ndarray]:
+    """Every value the graph reads from the data, by ``pm.Data`` name.
+
+    The graph holds no number derived from the data as a constant: observations (``X``,
+    ``offset``, ``trials``, ``codes_<f>``, ``Z_<f>``, ``y_observed``), column statistics
+    (``X_means``, ``X_scales``, ``Z_scales_<f>``: the s_j of SPEC section 2), the parameters of
+    the intercept and auxiliary priors (``prior_<parameter>_<argument>``, data-based by default)
+    and the R2-map inputs (``r2map_shift``, the mean offset; ``r2map_trials``; ``gbp_params``).
+    A refit on other data of the same structure sets these values (``pm.set_data``, or
+    ``with_data`` on a compiled nutpie model) and reuses the compiled graph; prediction sets the
+    observation-level ones.
+    """
+    common = design.common
+    p = len(common.labels)
+    autoscale = priors.r2d2.autoscale
+    values: dict[str, np.ndarray] = {}
+    if p:
+        values["X"] = np.asarray(common.matrix, dtype=float)
+        values["X_means"] = (np.asarray(common.means, dtype=float) if common.intercept
+                             else np.zeros(p))
+        values["X_scales"] = np.asarray(common.scales, dtype=float) if autoscale else np.ones(p)
+    if design.offset is not None:
+        values["offset"] = np.asarray(design.offset, dtype=float)
+    if design.response.trials is not None:
+        values["trials"] = np.asarray(design.response.trials, dtype=float)
+    for factor, gf in design.factors.items():
+        values[f"codes_{factor}"] = np.asarray(gf.codes, dtype="int64")
+        z_matrix = _group_z_matrix(design, factor)
+        if z_matrix is not None:
+            values[f"Z_{factor}"] = z_matrix
+        terms = [t for t in design.group_terms if t.factor == factor]
+        q = sum(len(t.labels) for t in terms)
+        values[f"Z_scales_{factor}"] = (np.concatenate([t.scales for t in terms]).astype(float)
+                                        if autoscale else np.ones(q))
+    values["y_observed"] = np.asarray(design.response.values, dtype=float)
+    if common.intercept:
+        values.update(_prior_data_params("beta0", priors.intercept))
+    for name, prior in priors.aux.items():
+        values.update(_prior_data_params(name, prior))
+    if priors.variant.independent_groups and design.factors:
+        values.update(_prior_data_params("sd", priors.group_sd))
+    if family.name != "gaussian":
+        values["r2map_shift"] = np.asarray(float(priors.offset_mean))
+        values["r2map_trials"] = np.asarray(float(priors.map_trials))
+        if priors.approx == "gbp" and priors.gbp_params is not None:
+            values["gbp_params"] = np.asarray(priors.gbp_params, dtype=float)
+    return values
 
 
 def response_name(design: Design) -> str:
@@ -90,9 +142,11 @@ def response_name(design: Design) -> str:
     return name if name and name not in taken else "y"
 
 
-def _prior_rv(name: str, prior: Prior, **kwargs) -> pt.TensorVariable:
+def _prior_rv(name: str, prior: Prior, data: dict, tag: str, **kwargs) -> pt.TensorVariable:
+    """``prior`` as a PyMC variable whose parameters are the ``prior_<tag>_*`` data."""
     dist = getattr(pm, prior.distribution)
-    return dist(name, **prior.params, **kwargs)
+    params = {key: data[f"prior_{tag}_{key}"] for key in prior.params}
+    return dist(name, **params, **kwargs)
 
 
 def _packed_to_corr(packed: pt.TensorVariable, q: int) -> pt.TensorVariable:
@@ -104,39 +158,49 @@ def _packed_to_corr(packed: pt.TensorVariable, q: int) -> pt.TensorVariable:
 
 def _total_variance(
     family: Family, priors: ResolvedPriors, R2: pt.TensorVariable,
-    beta0: pt.TensorVariable, aux: dict[str, pt.TensorVariable],
+    beta0: pt.TensorVariable, aux: dict[str, pt.TensorVariable], data: dict,
 ) -> pt.TensorVariable:
     """W, the prior variance of the linear predictor, as a function of R2 (SPEC section 2).
 
     The map's inputs that come from the data (scalar trials, mean offset) are resolved once
-    in :func:`r2d2formula.priors.defaults.resolve_priors`.
+    in :func:`r2d2formula.priors.defaults.resolve_priors` and enter as data.
     """
     if family.name == "gaussian":
         return aux["sigma"] ** 2 * R2 / (1.0 - R2)
     from r2d2formula.priors import r2_maps
 
     return r2_maps.w_of_r2(
-        family, R2, beta0 + priors.offset_mean, aux, trials=priors.map_trials,
+        family, R2, beta0 + data["r2map_shift"], aux, trials=data["r2map_trials"],
         method=priors.approx, xp=PYTENSOR,
     )
 
 
-def _r2_and_w(family, priors, beta0, aux):
+def _r2_and_w(family, priors, beta0, aux, data):
     """R2 (a free Beta variable, or implied by the GBP draw) and W."""
     a, b = priors.r2_beta
     if priors.approx == "gbp" and priors.gbp_params is not None:
         from r2d2formula.priors import gbp, r2_maps
 
-        params = priors.gbp_params
+        params = data["gbp_params"]
         u = pm.Beta("R2_gbp_u", alpha=params[0], beta=params[1])
-        W = pm.Deterministic("W", gbp.w_of_gbp_u(u, params, xp=PYTENSOR))
+        W = pm.Deterministic("W", gbp.w_of_gbp_u(u, [params[i] for i in range(4)],
+                                                 xp=PYTENSOR))
         R2 = pm.Deterministic(
-            "R2", r2_maps.r2_of_w(family, W, beta0 + priors.offset_mean, aux,
-                                  trials=priors.map_trials, xp=PYTENSOR))
+            "R2", r2_maps.r2_of_w(family, W, beta0 + data["r2map_shift"], aux,
+                                  trials=data["r2map_trials"], xp=PYTENSOR))
         return R2, W
     R2 = pm.Beta("R2", alpha=a, beta=b)
-    W = pm.Deterministic("W", _total_variance(family, priors, R2, beta0, aux))
+    W = pm.Deterministic("W", _total_variance(family, priors, R2, beta0, aux, data))
     return R2, W
+
+
+def _data_dims(name: str, value: np.ndarray) -> tuple[str, ...] | str | None:
+    """Dims of a data container: the observation dim for per-row vectors, ``coef`` too for X."""
+    if name == "X":
+        return (OBS_DIM, "coef")
+    if name in ("offset", "trials", "y_observed") or name.startswith("codes_"):
+        return OBS_DIM
+    return None
 
 
 def _coords(design: Design, components: tuple[str, ...], n_obs: int) -> dict:
@@ -164,9 +228,13 @@ def build_model(
     family : Family
     priors : ResolvedPriors
     predictive : bool
-        Also register the linear predictor ``eta`` and the mean ``mu`` as deterministics over
-        the observations (for predictions; off for sampling, where storing them would cost
-        draws x n memory).
+        Build the prediction graph: the same graph plus the linear predictor ``eta`` and the
+        mean ``mu`` as deterministics over the observations (off for sampling, where storing
+        them would cost draws x n memory), and for each factor effects of levels not seen in
+        training, ``r_<f>_new`` (dims ``<f>__new``, ``<f>__term``), drawn from the population
+        distribution (SDs and correlations) in each posterior draw, and the switches
+        ``new_levels_on`` and ``group_effects_on`` (1 or 0). Rows of a new level carry codes
+        ``>= len(levels)`` that index ``r_<f>_new``.
 
     Returns
     -------
@@ -179,65 +247,56 @@ def build_model(
     variant = priors.variant
     components = variant.components
     comp_index = {name: i for i, name in enumerate(components)}
-    names = data_names(design)
     obs_name = response_name(design)
-    autoscale = priors.r2d2.autoscale
     hidden: list[str] = []
+    coords = _coords(design, components, n_obs)
+    if predictive:
+        for factor in design.factors:
+            coords[f"{factor}__new"] = ["(none)"]
 
-    with pm.Model(coords=_coords(design, components, n_obs)) as model:
+    with pm.Model(coords=coords) as model:
         # ---- data -------------------------------------------------------------------
-        X = pm.Data(names["X"], common.matrix, dims=(OBS_DIM, "coef")) if p else None
-        offset = (pm.Data(names["offset"], design.offset, dims=OBS_DIM)
-                  if design.offset is not None else None)
-        trials = (pm.Data(names["trials"], design.response.trials, dims=OBS_DIM)
-                  if design.response.trials is not None else None)
-        codes = {f: pm.Data(names[f"codes:{f}"], gf.codes.astype("int64"), dims=OBS_DIM)
-                 for f, gf in design.factors.items()}
-        y_data = pm.Data(names["y"], design.response.values, dims=OBS_DIM)
+        data = {name: pm.Data(name, value, dims=_data_dims(name, value))
+                for name, value in graph_data(design, family, priors).items()}
+        if predictive:
+            for switch in ("new_levels_on", "group_effects_on"):
+                data[switch] = pm.Data(switch, np.asarray(1.0))
+        X = data.get("X")
+        offset = data.get("offset")
+        trials = data.get("trials")
+        y_data = data["y_observed"]
 
         # ---- auxiliary parameters and intercept -------------------------------------
-        aux = {name: _prior_rv(name, prior) for name, prior in priors.aux.items()}
+        aux = {name: _prior_rv(name, prior, data, name) for name, prior in priors.aux.items()}
         if common.intercept:
-            beta0 = _prior_rv("beta0", priors.intercept)
+            beta0 = _prior_rv("beta0", priors.intercept, data, "beta0")
         else:
             beta0 = pt.constant(0.0)
 
         # ---- R2, W and the variance split -------------------------------------------
-        R2, W = _r2_and_w(family, priors, beta0, aux)
+        R2, W = _r2_and_w(family, priors, beta0, aux, data)
         conc = np.asarray(priors.concentrations, dtype=float)
         if len(components) > 1:
             phi = pm.Dirichlet("phi", a=conc, dims="component")
         else:
             phi = pm.Deterministic("phi", pt.ones(1), dims="component")
 
-        # the data pilot behind the centered / non-centered choice, computed at most once
-        pilot = functools.cache(lambda: _pilot(design, family))
+        # the pilot fit behind the sampling coordinates (module docstring), computed once
+        pilot = functools.cache(lambda: pilot_fit(design, family))
 
         # ---- population-level coefficients ------------------------------------------
         eta = beta0 + (offset if offset is not None else 0.0)
         if p:
-            scales = common.scales if autoscale else np.ones(p)
-            means = common.means if common.intercept else np.zeros(p)
+            scales, means = data["X_scales"], data["X_means"]
             idx = [comp_index[label] for label in common.labels]
             laplace = priors.r2d2.kernel == "laplace"
-            b_scale = pt.sqrt(phi[idx] * W / (2.0 if laplace else 1.0)) / scales
-            dist = pm.Laplace if laplace else pm.Normal
-            center = _center_population(design, pilot)
-            if center.all():
-                b = dist("b", 0.0, b_scale, dims="coef")
-            elif not center.any():
-                b_z = dist("b_z", 0.0, 1.0, dims="coef")
-                hidden.append("b_z")
-                b = pm.Deterministic("b", b_z * b_scale, dims="coef")
-            else:  # centered where the data dominate, non-centered elsewhere
-                c_idx, z_idx = np.flatnonzero(center), np.flatnonzero(~center)
-                b_c = dist("b_c", 0.0, b_scale[c_idx], shape=len(c_idx))
-                b_z = dist("b_z", 0.0, 1.0, shape=len(z_idx))
-                hidden.extend(["b_c", "b_z"])
-                b = pt.zeros(p)
-                b = pt.set_subtensor(b[c_idx], b_c)
-                b = pt.set_subtensor(b[z_idx], b_z * b_scale[z_idx])
-                b = pm.Deterministic("b", b, dims="coef")
+            # b_j ~ N(0, sd_j) (Laplace: scale sd_j / sqrt 2), sampled as b_j = m_j + s_j u_j
+            sd_b = pt.sqrt(phi[idx] * W) / scales
+            hat, prec = _pilot_containers(("pilot_b_hat", "pilot_b_prec"), pilot)
+            b = _whitened("b_u", pm.Laplace if laplace else pm.Normal, sd_b,
+                          np.sqrt(0.5) if laplace else 1.0, hat, prec, dims="coef")
+            hidden.append("b_u")
+            b = pm.Deterministic("b", b, dims="coef")
             eta = eta + pt.dot(X - means, b)
             if common.intercept:
                 pm.Deterministic("Intercept", beta0 - pt.dot(means, b))
@@ -247,10 +306,13 @@ def build_model(
         # ---- group-level effects ----------------------------------------------------
         term_dims: dict[str, str] = {}
         for factor, gf in design.factors.items():
-            eta = eta + _group_effects(
-                design, family, factor, gf, priors, phi, W, comp_index, codes[factor], names,
-                autoscale, hidden, term_dims, pilot,
+            contribution = _group_effects(
+                design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims, pilot,
+                predictive,
             )
+            if predictive:
+                contribution = contribution * data["group_effects_on"]
+            eta = eta + contribution
 
         if predictive:
             pm.Deterministic("eta", eta, dims=OBS_DIM)
@@ -261,131 +323,130 @@ def build_model(
     return model, info
 
 
-#: Parameterisation overrides (None: the automatic rule below). ``CENTER_POPULATION`` is a bool
-#: for all population coefficients; ``CENTER_GROUPS`` maps a factor name to a bool.
-CENTER_POPULATION: bool | None = None
-CENTER_GROUPS: dict[str, bool] = {}
-#: The data dominate a parameter when its pilot |estimate| / standard error exceeds this
-#: (population) or when the between-level variance exceeds the mean sampling variance
-#: (reliability above one half, group terms).
-T_CENTER = 2.0
+def _pilot_containers(names, pilot) -> list[pt.TensorVariable]:
+    """The pilot's numbers (:func:`~r2d2formula.backend.pilot.pilot_data`) as ``pm.Data``."""
+    values = pilot_data(pilot())
+    return [pm.Data(name, values[name]) for name in names]
 
 
-def _working_response(design: Design, family: Family) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Working response and weights of a GLM linearised at the mean response (one IRLS step
-    from the intercept-only fit), and whether the dispersion is estimated (gaussian)."""
-    y = np.asarray(design.response.values, dtype=float)
-    trials = design.response.trials
-    n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
-    if family.name == "gaussian":
-        return y, np.ones_like(y), True
-    from r2d2formula.families import inverse_link_derivative
+def _whitened(name, dist, sd, ratio, hat, prec, **kwargs) -> pt.TensorVariable:
+    """``b ~ dist(0, ratio * sd)`` (sd: its standard deviation) sampled as ``b = m + s u``.
 
-    prop = y / n if family.name == "binomial" else y
-    mu0 = float(np.clip(np.mean(prop), 0.02, 0.98) if family.link in ("logit", "probit")
-                else max(np.mean(prop), 0.1))
-    eta0 = {"logit": np.log(mu0 / (1 - mu0)), "log": np.log(mu0)}.get(family.link, 0.0)
-    if family.link == "probit":
-        from scipy.special import ndtri
-        eta0 = float(ndtri(mu0))
-    dmu = float(inverse_link_derivative(family.link, np.asarray(eta0)))
-    var = mu0 * (1 - mu0) if family.link in ("logit", "probit") else mu0
-    z = eta0 + (prop - mu0) / dmu
-    w = n * dmu**2 / var if family.name == "binomial" else np.full_like(y, dmu**2 / var)
-    return z, w, False
+    With a Gaussian approximation N(hat, 1 / prec) of the likelihood, b given sd has
+    posterior mean ``m = hat sd^2 prec / (1 + sd^2 prec)`` and standard deviation
+    ``s = sd / sqrt(1 + sd^2 prec)``. ``u = (b - m) / s`` is an affine function of b for
+    each sd, so ``u ~ dist(-m / s, ratio * sd / s)`` gives b exactly the prior
+    ``dist(0, ratio * sd)``, in the log density (the Jacobian is that of the declared law)
+    and in forward draws alike; u is approximately standard normal in the posterior whatever
+    sd is. ``prec = 0`` is the non-centered ``b = sd z``; ``sd^2 prec >> 1`` the centered
+    parameterisation, standardised by the data.
+    """
+    root = pt.sqrt(1.0 + sd**2 * prec)  # sd / s, at least 1
+    shift = hat * sd * prec / root  # m / s
+    u = dist(name, -shift, ratio * root, **kwargs)
+    return sd / root * (u + shift)
 
 
-def _pilot(design: Design, family: Family) -> tuple[np.ndarray, dict[str, bool]]:
-    """Per-coefficient |t| of the population fit and per-factor 'data dominate' flags."""
-    z, w, estimate_dispersion = _working_response(design, family)
-    common = design.common
-    cols = [np.ones_like(z)] if common.intercept else []
-    X = common.matrix - (common.means if common.intercept else 0.0)
-    A = np.column_stack(cols + [X[:, j] for j in range(X.shape[1])])
-    sw = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(A * sw[:, None], z * sw, rcond=None)
-    resid = z - A @ coef
-    dof = max(len(z) - A.shape[1], 1)
-    disp = float(np.sum(w * resid**2) / dof) if estimate_dispersion else 1.0
-    cov = disp * np.linalg.pinv((A * w[:, None]).T @ A)
-    se = np.sqrt(np.maximum(np.diag(cov), 1e-300))
-    t = np.abs(coef / se)[1 if common.intercept else 0:]
-    groups = {}
-    for factor, gf in design.factors.items():
-        terms = [term for term in design.group_terms if term.factor == factor]
-        Zf = np.column_stack([term.matrix for term in terms])
-        est, var, ssr, dof_within = [], [], 0.0, 0
-        order = np.argsort(gf.codes, kind="stable")
-        bounds = np.searchsorted(gf.codes[order], np.arange(len(gf.levels) + 1))
-        for level in range(len(gf.levels)):
-            rows = order[bounds[level]:bounds[level + 1]]
-            Zl, wl = Zf[rows], w[rows]
-            info = (Zl * wl[:, None]).T @ Zl
-            if rows.size <= Zf.shape[1] or np.linalg.cond(info) > 1e10:
-                continue
-            inv = np.linalg.inv(info)
-            est.append(inv @ (Zl * wl[:, None]).T @ resid[rows])
-            var.append(np.diag(inv))
-            ssr += float(np.sum(wl * (resid[rows] - Zl @ est[-1]) ** 2))
-            dof_within += int(rows.size) - Zf.shape[1]
-        if len(est) < 2:
-            groups[factor] = False
-            continue
-        # gaussian: the dispersion within levels (the pooled one would include the groups)
-        scale = ssr / max(dof_within, 1) if estimate_dispersion else 1.0
-        est, var = np.array(est), scale * np.array(var)
-        between = est.var(axis=0, ddof=1) - var.mean(axis=0)
-        groups[factor] = bool(np.all(between > np.median(var, axis=0)))
-    return t, groups
-
-
-def _center_population(design: Design, pilot) -> np.ndarray:
-    """Boolean mask over the population coefficients: which are sampled centered."""
-    p = len(design.common.labels)
-    if CENTER_POPULATION is not None:
-        return np.full(p, CENTER_POPULATION)
-    if not design.factors:  # measured on diabetes: centering made divergences (see above)
-        return np.zeros(p, dtype=bool)
-    return pilot()[0] > T_CENTER
+def _whitened_pair(name, sd, rho, hat, prec, n_levels, hidden) -> pt.TensorVariable:
+    """A correlated pair ``r[level] ~ N(0, diag(sd) R diag(sd))`` sampled as
+    ``r = m + s u`` per term (:func:`_whitened`), u bivariate normal written by its exact
+    factorisation ``u0 ~ N(.)``, ``u1 | u0 ~ N(.)`` (correlation rho, unchanged by the
+    per-term affine map)."""
+    root = pt.sqrt(1.0 + sd[None, :] ** 2 * prec)
+    shift = hat * sd[None, :] * prec / root
+    u0 = pm.Normal(name, -shift[:, 0], root[:, 0], shape=n_levels)
+    u1 = pm.Normal(f"{name}b", -shift[:, 1] + rho * root[:, 1] / root[:, 0] * (u0 + shift[:, 0]),
+                   root[:, 1] * pt.sqrt(1.0 - rho**2), shape=n_levels)
+    hidden.append(f"{name}b")
+    return sd[None, :] / root * (pt.stack([u0, u1], axis=1) + shift)
 
 
 def _center_groups(pilot, factor: str) -> bool:
-    """Whether the group effects of ``factor`` are sampled centered."""
-    if factor in CENTER_GROUPS:
-        return CENTER_GROUPS[factor]
-    return pilot()[1][factor]
+    """Whether the effects of ``factor``'s correlated blocks of more than two terms are
+    sampled centered (reliability rule of :class:`~r2d2formula.backend.pilot.Pilot`)."""
+    return pilot().reliable[factor]
 
 
-def _group_effects(design, family, factor, gf, priors, phi, W, comp_index, codes, names, autoscale,
-                   hidden, term_dims, pilot):
+def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims,
+                   pilot, predictive):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
     labels = [label for t in terms for label in t.labels]
-    q = len(labels)
     term_dim = f"{factor}__term"
     term_dims[factor] = term_dim
-    scales = np.concatenate([t.scales for t in terms]) if autoscale else np.ones(q)
     if priors.variant.independent_groups:
-        sd = _prior_rv(f"sd_{factor}", priors.group_sd, dims=term_dim)
+        sd = _prior_rv(f"sd_{factor}", priors.group_sd, data, "sd", dims=term_dim)
     else:
         idx = [comp_index[f"{label}|{factor}"] for label in labels]
-        sd = pm.Deterministic(f"sd_{factor}", pt.sqrt(phi[idx] * W) / scales, dims=term_dim)
+        sd = pm.Deterministic(f"sd_{factor}", pt.sqrt(phi[idx] * W) / data[f"Z_scales_{factor}"],
+                              dims=term_dim)
+    blocks, corr_full = _correlation_blocks(factor, terms, hidden)
 
-    centered = _center_groups(pilot, factor)
+    # per block: whitened coordinates (module docstring); a correlated block of more than
+    # two terms is sampled centered or non-centered as a whole (pilot's reliability rule)
     n_levels = len(gf.levels)
-    if not centered:
-        z = pm.Normal(f"r_{factor}_z", 0.0, 1.0, dims=(factor, term_dim))
-        hidden.append(f"r_{factor}_z")
-    # correlate within each '|' block: r = (diag(sd) L z)', or centered r ~ MvNormal(0, S R S)
-    blocks: list[pt.TensorVariable] = []
+    hat, prec = _pilot_containers((f"pilot_r_hat_{factor}", f"pilot_r_prec_{factor}"), pilot)
+    parts = []
+    for k, (cols, rho, corr) in enumerate(blocks):
+        raw = f"r_{factor}_u" if len(blocks) == 1 else f"r_{factor}_u{k}"
+        sd_block = sd[cols]
+        width = cols.stop - cols.start
+        if corr is None:
+            parts.append(_whitened(raw, pm.Normal, sd_block, 1.0, hat[:, cols], prec[:, cols],
+                                   shape=(n_levels, width)))
+        elif rho is not None:
+            parts.append(_whitened_pair(raw, sd_block, rho, hat[:, cols], prec[:, cols],
+                                        n_levels, hidden))
+        elif _center_groups(pilot, factor):  # r[level] ~ MvNormal(0, S R S)
+            raw = f"r_{factor}_c{k}"
+            chol = sd_block[:, None] * pt.linalg.cholesky(corr)
+            parts.append(pm.MvNormal(raw, mu=pt.zeros(width), chol=chol,
+                                     shape=(n_levels, width)))
+        else:
+            raw = f"r_{factor}_z{k}"
+            z = pm.Normal(raw, 0.0, 1.0, shape=(n_levels, width))
+            parts.append(_scale_and_correlate(z, [(slice(0, width), rho, corr)], sd_block))
+        hidden.append(raw)
+    stacked = parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
+    r = pm.Deterministic(f"r_{factor}", stacked, dims=(factor, term_dim))
+    if corr_full is not None:
+        pm.Deterministic(f"cor_{factor}", corr_full, dims=(term_dim, f"{factor}__term_bis"))
+
+    table = r
+    if predictive:
+        # levels not seen in training: fresh draws from the population distribution, the same
+        # transformation as the non-centered effects; switched to 0 by new_levels_on = 0
+        new_dim = f"{factor}__new"
+        z_new = pm.Normal(f"r_{factor}_new_z", 0.0, 1.0, dims=(new_dim, term_dim))
+        r_new = pm.Deterministic(
+            f"r_{factor}_new", _scale_and_correlate(z_new, blocks, sd) * data["new_levels_on"],
+            dims=(new_dim, term_dim),
+        )
+        table = pt.concatenate([r, r_new], axis=0)
+
+    # contribution: sum_t Z[:, t] * r[codes, t]; intercept columns need no Z data
+    r_rows = table[data[f"codes_{factor}"]]
+    is_intercept = np.array([label == "1" for label in labels])
+    contribution = 0.0
+    if is_intercept.any():
+        contribution = r_rows[:, np.flatnonzero(is_intercept)].sum(axis=1)
+    if (~is_intercept).any():
+        Z = data[f"Z_{factor}"]
+        contribution = contribution + (Z * r_rows[:, np.flatnonzero(~is_intercept)]).sum(axis=1)
+    return contribution
+
+
+def _correlation_blocks(factor, terms, hidden):
+    """Per ``|`` block: (columns, rho for a 2-term block, correlation matrix or None), and the
+    full correlation matrix over the factor's terms (None without correlated blocks)."""
+    q = sum(len(t.labels) for t in terms)
+    correlated = [t for t in terms if t.correlated]
+    blocks = []
     corr_full = None
     start = 0
-    correlated = [t for t in terms if t.correlated]
-    single_free = centered and len(terms) == 1 and not terms[0].correlated
     for k, term in enumerate(terms):
         width = len(term.labels)
         cols = slice(start, start + width)
-        sd_block = sd[cols]
         rho = corr = None
         if term.correlated:
             lkj_name = f"cor_{factor}_packed" if len(correlated) == 1 else f"cor_{factor}_packed{k}"
@@ -397,56 +458,26 @@ def _group_effects(design, family, factor, gf, priors, phi, W, comp_index, codes
             if corr_full is None:
                 corr_full = pt.eye(q)
             corr_full = pt.set_subtensor(corr_full[cols, cols], corr)
-        if single_free:
-            block = pm.Normal(f"r_{factor}", 0.0, sd_block, dims=(factor, term_dim))
-            r = block
-        elif centered:
-            raw = f"r_{factor}_c{k}"
-            hidden.append(raw)
-            if corr is None:
-                block = pm.Normal(raw, 0.0, sd_block, shape=(n_levels, width))
-            elif width == 2:
-                # bivariate normal as x0 ~ N(0, s0), x1 | x0 ~ N(rho s1 x0 / s0, s1 sqrt(1-rho^2))
-                x0 = pm.Normal(raw, 0.0, sd_block[0], shape=n_levels)
-                x1 = pm.Normal(f"{raw}b", rho * sd_block[1] / sd_block[0] * x0,
-                               sd_block[1] * pt.sqrt(1.0 - rho**2), shape=n_levels)
-                hidden.append(f"{raw}b")
-                block = pt.stack([x0, x1], axis=1)
-            else:
-                chol = sd_block[:, None] * pt.linalg.cholesky(corr)
-                block = pm.MvNormal(raw, mu=pt.zeros(width), chol=chol, shape=(n_levels, width))
-        else:
-            z_block = z[:, cols]
-            if rho is not None:
-                # analytic Cholesky factor [[1, 0], [rho, sqrt(1 - rho^2)]]: no linear algebra
-                z_block = pt.stack(
-                    [z_block[:, 0], rho * z_block[:, 0] + pt.sqrt(1.0 - rho**2) * z_block[:, 1]],
-                    axis=1,
-                )
-            elif corr is not None:
-                z_block = pt.dot(z_block, pt.linalg.cholesky(corr).T)
-            block = z_block * sd_block
-        blocks.append(block)
+        blocks.append((cols, rho, corr))
         start += width
-    if not single_free:
-        stacked = blocks[0] if len(blocks) == 1 else pt.concatenate(blocks, axis=1)
-        r = pm.Deterministic(f"r_{factor}", stacked, dims=(factor, term_dim))
-    if corr_full is not None:
-        pm.Deterministic(f"cor_{factor}", corr_full, dims=(term_dim, f"{factor}__term_bis"))
+    return blocks, corr_full
 
-    # contribution: sum_t Z[:, t] * r[codes, t]; intercept columns need no Z data
-    r_rows = r[codes]
-    is_intercept = np.array([label == "1" for label in labels])
-    contribution = 0.0
-    if is_intercept.any():
-        contribution = r_rows[:, np.flatnonzero(is_intercept)].sum(axis=1)
-    if (~is_intercept).any():
-        z_matrix = np.column_stack(
-            [t.matrix[:, j] for t in terms for j in range(len(t.labels)) if t.labels[j] != "1"]
-        )
-        Z = pm.Data(names[f"Z:{factor}"], z_matrix)
-        contribution = contribution + (Z * r_rows[:, np.flatnonzero(~is_intercept)]).sum(axis=1)
-    return contribution
+
+def _scale_and_correlate(z, blocks, sd):
+    """r = (diag(sd) L z)' per block for standard normal z (levels x terms)."""
+    parts = []
+    for cols, rho, corr in blocks:
+        z_block = z[:, cols]
+        if rho is not None:
+            # analytic Cholesky factor [[1, 0], [rho, sqrt(1 - rho^2)]]: no linear algebra
+            z_block = pt.stack(
+                [z_block[:, 0], rho * z_block[:, 0] + pt.sqrt(1.0 - rho**2) * z_block[:, 1]],
+                axis=1,
+            )
+        elif corr is not None:
+            z_block = pt.dot(z_block, pt.linalg.cholesky(corr).T)
+        parts.append(z_block * sd[cols])
+    return parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
 
 
 def _likelihood(family, name, eta, aux, trials, y_data, predictive):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Mapping
+from typing import Any
 
 import arviz as az
 import numpy as np
@@ -60,8 +62,43 @@ def sample_model(
     random_seed: int | None = None,
     progressbar: bool = True,
     compiled: object | None = None,
+    log_likelihood: bool = True,
+    sampler_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[az.InferenceData, object | None]:
     """Sample ``model`` with the chosen sampler.
+
+    Parameters
+    ----------
+    model : pymc.Model
+    sampler : {"nutpie", "pymc", "numpyro", "blackjax"}
+    draws, tune, chains : int
+        Posterior draws and tuning steps per chain, and the number of chains.
+    cores : int, optional
+        Parallel chains for nutpie and pymc (default: up to 2 for pymc, nutpie's own
+        default otherwise). The JAX samplers run chains in parallel over JAX devices: see
+        Notes.
+    target_accept : float
+    random_seed : int, optional
+    progressbar : bool
+    compiled : object, optional
+        A compiled nutpie model of ``model`` from an earlier call (skips compilation).
+    log_likelihood : bool, default True
+        Add the pointwise log-likelihood group (needed by ``arviz.loo``). It holds
+        chains x draws x observations numbers: 16 GB for 2,000 draws of a million rows, so
+        large-data fits should turn it off.
+    sampler_kwargs : mapping, optional
+        Extra keyword arguments for the sampler: ``pm.sample`` for pymc (for example
+        ``callback``), ``nutpie.sample`` for nutpie, and ``nuts_sampler_kwargs`` of
+        ``pm.sample`` for numpyro and blackjax (for example ``chain_method``).
+
+    Notes
+    -----
+    numpyro and blackjax run through PyMC's JAX backend (``pm.sample(nuts_sampler=...)``)
+    on JAX's default device (a GPU where jax finds one). Chains run in parallel when JAX has
+    a device for each (``chain_method="parallel"``); on a CPU that means starting Python
+    with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (set before jax is
+    imported). Otherwise numpyro draws the chains one after another and blackjax vectorizes
+    them. The log-likelihood is computed in JAX too.
 
     Returns
     -------
@@ -73,6 +110,7 @@ def sample_model(
     """
     check_sampler(sampler)
     seed = _seed(random_seed)
+    extra = dict(sampler_kwargs or {})
     if sampler == "nutpie":
         import nutpie
 
@@ -81,17 +119,32 @@ def sample_model(
         idata = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
             target_accept=target_accept, progress_bar=progressbar, save_warmup=False,
+            **extra,
         )
-        idata = _add_groups(idata, model)
+        idata = _add_groups(idata, model, log_likelihood)
         return idata, compiled
     kwargs = dict(draws=draws, tune=tune, chains=chains, random_seed=seed,
                   target_accept=target_accept, progressbar=progressbar, model=model)
     if sampler == "pymc":
         idata = pm.sample(cores=cores or min(chains, 2), compute_convergence_checks=False,
-                          compile_kwargs=_pymc_compile_kwargs(), **kwargs)
+                          compile_kwargs=_pymc_compile_kwargs(), **kwargs, **extra)
     else:
-        idata = pm.sample(nuts_sampler=sampler, **kwargs)
-    return _add_groups(idata, model), None
+        extra.setdefault("chain_method", _jax_chain_method(sampler, chains))
+        idata = pm.sample(nuts_sampler=sampler, nuts_sampler_kwargs=extra,
+                          idata_kwargs={"log_likelihood": log_likelihood},
+                          compute_convergence_checks=False, **kwargs)
+    return _add_groups(idata, model, log_likelihood), None
+
+
+def _jax_chain_method(sampler: str, chains: int) -> str:
+    """Chains in parallel over JAX devices when there is one for each; else numpyro's
+    sequential chains (faster than vectorized NUTS on a CPU, where vectorized chains wait for
+    the longest trajectory) and blackjax's vectorized ones (PyMC offers it no other)."""
+    import jax
+
+    if chains <= 1 or jax.local_device_count() >= chains:
+        return "parallel"
+    return "sequential" if sampler == "numpyro" else "vectorized"
 
 
 def _pymc_compile_kwargs() -> dict:
@@ -103,13 +156,14 @@ def _pymc_compile_kwargs() -> dict:
     return {"mode": "NUMBA"}
 
 
-def _add_groups(idata: az.InferenceData, model: pm.Model) -> az.InferenceData:
+def _add_groups(idata: az.InferenceData, model: pm.Model,
+                log_likelihood: bool = True) -> az.InferenceData:
     """Add log-likelihood, observed and constant data where the sampler left them out."""
     from pymc.backends.arviz import find_constants, find_observations
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if "log_likelihood" not in idata.groups():
+        if log_likelihood and "log_likelihood" not in idata.groups():
             pm.compute_log_likelihood(idata, model=model, extend_inferencedata=True,
                                       progressbar=False)
     missing = {}

@@ -1,4 +1,5 @@
-"""Real data sets bundled with r2d2formula (see ``SOURCES.md`` for where each comes from).
+"""Real data sets bundled with r2d2formula (see ``SOURCES.md`` for where each comes from),
+and :func:`simulate_laboratory`, simulated data with known variance shares.
 
 Examples
 --------
@@ -15,7 +16,9 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["load", "names", "describe"]
+from r2d2formula.datasets.simulate import simulate_laboratory
+
+__all__ = ["load", "names", "describe", "simulate_laboratory"]
 
 _FILES = {
     "sleepstudy": "sleepstudy.csv",

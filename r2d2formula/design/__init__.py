@@ -6,12 +6,13 @@ the same formula on new data with the training state.
 
 from __future__ import annotations
 
-from .builder import build_design, new_data_design
+from .builder import build_design, new_data_design, training_data
 from .types import CommonDesign, Design, GroupFactor, GroupTerm, ResponseData
 
 __all__ = [
     "build_design",
     "new_data_design",
+    "training_data",
     "CommonDesign",
     "Design",
     "GroupFactor",

@@ -3,7 +3,6 @@ rebuild it on new data with the training state."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,23 +10,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import DesignError, FormulaError, R2D2FormulaWarning, mark_span
+from ..errors import (
+    DesignError,
+    FormulaError,
+    R2D2FormulaWarning,
+    mark_span,
+    warn_user,
+)
 from ..formula.resolver import FormulaSpec, GroupSpec, parse_formula
+from .checks import check_columns_identified, check_factor_names, check_unique_names
 from .evaluate import (
     DEFAULT_NAMESPACE,
+    check_column_types,
     check_columns,
     check_finite_columns,
     check_numeric_columns,
+    evaluate_new,
     evaluate_terms,
     is_numeric,
     missing_rows,
-    translate_error,
 )
 from .factors import encode_factor, encode_new_factor
 from .response import NumericExpr, ResponseEvaluator
 from .types import CommonDesign, Design, GroupFactor, GroupTerm
 
-__all__ = ["build_design", "new_data_design"]
+__all__ = ["build_design", "new_data_design", "training_data"]
 
 
 @dataclass
@@ -42,6 +49,10 @@ class _State:
     offsets: list[NumericExpr] = field(default_factory=list)
     factor_columns: dict[str, tuple[str, ...]] = field(default_factory=dict)
     train_levels: dict[str, set[str]] = field(default_factory=dict)
+    term_dtypes: dict[str, Any] = field(default_factory=dict)
+    #: the columns the formula uses, every row as given (before dropna): what a saved fit
+    #: needs to rebuild this design exactly (r2d2formula.persistence)
+    data: pd.DataFrame | None = None
 
 
 def _check_frame(data: Any) -> None:
@@ -53,7 +64,8 @@ def _check_frame(data: Any) -> None:
 
 def _missing_message(n_rows: int, counts: dict[str, int], fix: str) -> str:
     per_col = ", ".join(f"{c!r} ({k})" for c, k in counts.items())
-    return f"{n_rows} rows have missing values in the columns the formula uses: {per_col}; {fix}"
+    rows = "1 row has" if n_rows == 1 else f"{n_rows} rows have"
+    return f"{rows} missing values in the columns the formula uses: {per_col}; {fix}"
 
 
 def _finite_matrix(matrix: np.ndarray, labels: tuple[str, ...], what: str) -> None:
@@ -64,6 +76,21 @@ def _finite_matrix(matrix: np.ndarray, labels: tuple[str, ...], what: str) -> No
             f"{what} column(s) {names} have non-finite values (for example log of 0 or of a "
             "negative number); transform the data or remove those rows"
         )
+
+
+def _check_term_widths(cm: Any, text: str, what: str) -> None:
+    """formulae mis-labels some categorical terms without an intercept (``0 + x*z*h``: ``h``
+    gets full coding but reduced labels, and new data then get fewer columns). Catch it here
+    rather than hand on a design whose labels do not match its columns."""
+    for name, term in cm.terms.items():
+        sl = cm.slices[name]
+        if len(term.labels) != sl.stop - sl.start:
+            raise DesignError(
+                f"formulae, which codes the terms, gives term {name!r} of {what} {text!r} "
+                f"{sl.stop - sl.start} columns but {len(term.labels)} labels (a formulae "
+                "limitation with '0 +' or '- 1' and interactions of categorical columns); keep "
+                "the intercept, or write the interactions out with ':'"
+            )
 
 
 def _common_labels(cm: Any) -> tuple[list[int], list[str], list[str]]:
@@ -90,24 +117,21 @@ def _build_common(spec: FormulaSpec, data: pd.DataFrame, state: _State) -> Commo
         text = f"{'1' if spec.intercept else '0'} + {spec.common}"
         cm = evaluate_terms(text, data, state.namespace, "population terms")
         if cm is not None:
+            _check_term_widths(cm, spec.common, "the population terms")
             state.common = cm
             idx, labels, terms = _common_labels(cm)
             matrix = np.asarray(cm.design_matrix, dtype=float)[:, idx]
     _finite_matrix(matrix, tuple(labels), "population-level")
-    p = matrix.shape[1] + int(spec.intercept)
-    if p > n:
-        raise DesignError(
-            f"the formula gives {p} population-level columns (with the intercept) but the data "
-            f"has only {n} rows; use fewer predictors or more data"
-        )
     means = matrix.mean(axis=0)
     scales = matrix.std(axis=0)
     for label, scale, col in zip(labels, scales, matrix.T, strict=True):
         if scale == 0:
             raise DesignError(
-                f"constant predictor column {label!r} (every row is {col[0]:g}); its effect "
+                f"constant predictor column {label!r} (every row is {col[0] + 0.0:g}); its effect "
                 "cannot be told apart from the intercept. Remove it from the formula."
             )
+    # p > n only warns: R2D2 is a shrinkage prior, made for such regressions
+    check_columns_identified(matrix, tuple(labels), intercept=spec.intercept)
     return CommonDesign(matrix=matrix, labels=tuple(labels), terms=tuple(terms),
                         intercept=spec.intercept, means=means, scales=scales)
 
@@ -124,6 +148,7 @@ def _z_block(gspec: GroupSpec, index: int, data: pd.DataFrame, state: _State
             f"group term has no columns\n{mark_span(state.spec.source, gspec.start, gspec.end)}\n"
             "Write (1 | g) for group intercepts or (0 + x | g) for slopes."
         )
+    _check_term_widths(cm, gspec.expr, f"group term ({gspec.expr} | {gspec.factor_name})")
     state.z_matrices[index] = cm
     labels = [lbl for t in cm.terms.values() for lbl in t.labels]
     labels = ["1" if lbl == "Intercept" else lbl for lbl in labels]
@@ -158,6 +183,10 @@ def _group_terms(spec: FormulaSpec, data: pd.DataFrame, state: _State
                     f"(0 + x | {fname}) for a slope without a second intercept."
                 )
             seen[(fname, label)] = gspec
+        if len(labels) > 1:
+            check_columns_identified(
+                z, tuple(labels), intercept=False, what=f"group term ({gspec.expr} | {fname})",
+                warn_many=False)
         if gspec.correlated:
             terms.append(GroupTerm(factor=fname, labels=tuple(labels), matrix=z,
                                    correlated=len(labels) > 1, scales=scales, expr=gspec.expr))
@@ -168,12 +197,76 @@ def _group_terms(spec: FormulaSpec, data: pd.DataFrame, state: _State
     return factors, tuple(terms)
 
 
-def _categorical_levels(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, set[str]]:
+def _term_variable_names(spec: FormulaSpec) -> set[str]:
+    """Columns used by population terms and group-term expressions (not as factors)."""
     names = {v.name for v in spec.common_variables}
     for g in spec.groups:
         names.update(v.name for v in g.variables if v.name not in g.factor)
-    return {c: set(data[c].astype(str).unique()) for c in names
+    return names
+
+
+def _categorical_levels(spec: FormulaSpec, data: pd.DataFrame) -> dict[str, set[str]]:
+    return {c: set(data[c].astype(str).unique()) for c in _term_variable_names(spec)
             if c in data.columns and not is_numeric(data[c])}
+
+
+def _drop_unused_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """A pandas Categorical keeps categories that no row has (after subsetting, say); formulae
+    would code them as all-zero columns, or make an absent level the reference."""
+    for col in frame.columns:
+        if isinstance(frame[col].dtype, pd.CategoricalDtype):
+            frame[col] = frame[col].cat.remove_unused_categories()
+    return frame
+
+
+def _check_categorical_levels(spec: FormulaSpec, frame: pd.DataFrame) -> None:
+    for col in sorted(_term_variable_names(spec)):
+        if col in frame.columns and not is_numeric(frame[col]):
+            levels = frame[col].unique()
+            if len(levels) < 2:
+                raise DesignError(
+                    f"categorical column {col!r} has only one level ({str(levels[0])!r}) in the "
+                    "rows used, so its effect cannot be told apart from the intercept; remove "
+                    "it from the formula or check the data"
+                )
+
+
+def _check_column_names(spec: FormulaSpec) -> None:
+    """Column names formulae would misread, silently or with an obscure error.
+
+    A column named ``Intercept`` merges with the intercept (and vanishes); a name with a
+    backtick cannot be quoted; a quoted ``a:b`` next to columns ``a`` and ``b`` reads the same
+    as their interaction, and formulae would keep only one of the two.
+    """
+    term_names = [*spec.common_variables,
+                  *(v for g in spec.groups for v in g.variables if v.name not in g.factor)]
+    for var in spec.variables:
+        if "`" in var.name:
+            raise FormulaError(
+                f"the column name {var.name!r} contains a backtick, which cannot be quoted in "
+                f"a formula\n{mark_span(spec.source, var.start, var.end)}\n"
+                "Rename the column (for example df.rename(columns={"
+                f"{var.name!r}: {var.name.replace('`', '_')!r}}}))."
+            )
+    for var in term_names:
+        if var.name == "Intercept":
+            raise FormulaError(
+                "a column named 'Intercept' would merge with the model's intercept\n"
+                f"{mark_span(spec.source, var.start, var.end)}\n"
+                "Rename the column (for example df.rename(columns={'Intercept': "
+                "'intercept_value'}))."
+            )
+    names = {v.name for v in spec.variables}
+    for var in spec.variables:
+        parts = var.name.split(":")
+        if var.quoted and len(parts) > 1 and all(part in names for part in parts):
+            raise FormulaError(
+                f"the column name {var.name!r} reads the same as the interaction "
+                f"{var.name} of columns the formula also uses\n"
+                f"{mark_span(spec.source, var.start, var.end)}\n"
+                "Rename the column (for example df.rename(columns={"
+                f"{var.name!r}: {var.name.replace(':', '_')!r}}}))."
+            )
 
 
 def build_design(
@@ -228,9 +321,15 @@ def build_design(
     ([0, 0, 1, 1], ('a', 'b'))
     """
     _check_frame(data)
+    if not isinstance(dropna, bool | np.bool_):
+        raise DesignError(f"dropna must be True or False, got {dropna!r}")
     spec = parse_formula(formula)
+    check_factor_names(dict.fromkeys(g.factor_name for g in spec.groups), spec.source)
+    _check_column_names(spec)
     ns = {**DEFAULT_NAMESPACE, **(namespace or {})}
     used = check_columns(spec, data.columns, ns)
+    check_column_types(data, used)
+    given = data[used]
     mask, counts = missing_rows(data, used)
     n_dropped = int(mask.sum())
     if n_dropped:
@@ -240,17 +339,20 @@ def build_design(
         data = data.loc[~mask]
         if len(data) == 0:
             raise DesignError(_missing_message(n_dropped, counts, "no rows are left"))
-        warnings.warn(
+        warn_user(
             f"dropped {n_dropped} of {n_dropped + len(data)} rows with missing values in "
-            f"{', '.join(repr(c) for c in counts)}",
-            R2D2FormulaWarning, stacklevel=2,
+            f"{', '.join(repr(c) for c in counts)} (dropna=True); model.design.n_dropped "
+            "records the count",
+            R2D2FormulaWarning,
         )
     check_finite_columns(data, used)
     check_numeric_columns(spec, data, spec.numeric)
     row_index = data.index
-    frame = data[used].reset_index(drop=True)
+    frame = _drop_unused_categories(data[used].reset_index(drop=True))
+    _check_categorical_levels(spec, frame)
 
-    state = _State(spec=spec, namespace=ns, response=ResponseEvaluator(spec.response))
+    state = _State(spec=spec, namespace=ns, response=ResponseEvaluator(spec.response),
+                   data=given)
     response = state.response.fit(frame, ns)
     _finite_matrix(response.values[:, None], (spec.response.label,), "response")
     common = _build_common(spec, frame, state)
@@ -262,7 +364,10 @@ def build_design(
         state.offsets.append(evaluator)
         offset = values if offset is None else offset + values
     factors, group_terms = _group_terms(spec, frame, state)
+    check_unique_names(common.labels + tuple(
+        name for term in group_terms for name in term.component_names), spec.source)
     state.train_levels = _categorical_levels(spec, frame)
+    state.term_dtypes = {c: frame[c].dtype for c in state.train_levels}
     return Design(formula=formula, response=response, common=common, factors=factors,
                   group_terms=group_terms, offset=offset, row_index=row_index,
                   n_dropped=n_dropped if dropna else 0, builder=state)
@@ -330,6 +435,7 @@ def new_data_design(design: Design, data: pd.DataFrame, *, require_response: boo
     if not second_present:
         skip |= second_names
     used = check_columns(spec, data.columns, state.namespace, skip=skip, error=DesignError)
+    check_column_types(data, used)
     mask, counts = missing_rows(data, used)
     if mask.any():
         raise DesignError(_missing_message(int(mask.sum()), counts,
@@ -345,16 +451,24 @@ def new_data_design(design: Design, data: pd.DataFrame, *, require_response: boo
                 f"({', '.join(sorted(levels))}). Remove or recode those rows."
             )
     frame = data[used].reset_index(drop=True)
+    for col, dtype in state.term_dtypes.items():
+        # the training coding, whatever categories or text type the new column has
+        frame[col] = frame[col].astype(dtype)
     response = state.response.apply(frame, value_present, second_present)
     train = design.common
     matrix = np.empty((len(frame), 0))
     if state.common is not None:
-        try:
-            new_cm = state.common.evaluate_new_data(frame)
-        except Exception as exc:  # noqa: BLE001
-            raise translate_error(exc, spec.common, "population terms") from exc
+        new_cm = evaluate_new(state.common, frame, spec.common, "population terms")
         idx, _, _ = _common_labels(state.common)
-        matrix = np.asarray(new_cm.design_matrix, dtype=float)[:, idx]
+        matrix = np.asarray(new_cm.design_matrix, dtype=float)
+        if matrix.shape[1] != np.asarray(state.common.design_matrix).shape[1]:
+            raise DesignError(
+                f"the population terms {spec.common!r} give {matrix.shape[1]} columns on the "
+                f"new data but {len(train.labels)} in training; keep the intercept, or write "
+                "interactions of categorical columns out with ':'"
+            )
+        matrix = matrix[:, idx]
+    _finite_matrix(matrix, train.labels, "new data: population-level")
     common = CommonDesign(matrix=matrix, labels=train.labels, terms=train.terms,
                           intercept=train.intercept, means=train.means, scales=train.scales)
     offset = None
@@ -368,12 +482,22 @@ def new_data_design(design: Design, data: pd.DataFrame, *, require_response: boo
         if gspec.intercept_only:
             z_new[k] = np.ones((len(frame), 1))
         else:
-            try:
-                z_new[k] = np.asarray(
-                    state.z_matrices[k].evaluate_new_data(frame).design_matrix, dtype=float)
-            except Exception as exc:  # noqa: BLE001
-                raise translate_error(exc, gspec.expr, "group term") from exc
+            z_new[k] = np.asarray(
+                evaluate_new(state.z_matrices[k], frame, gspec.expr, "group term").design_matrix,
+                dtype=float)
+            width = np.asarray(state.z_matrices[k].design_matrix).shape[1]
+            if z_new[k].shape[1] != width:
+                raise DesignError(
+                    f"group term ({gspec.expr} | {gspec.factor_name}) gives "
+                    f"{z_new[k].shape[1]} columns on the new data but {width} in training; "
+                    "write the term with an intercept, or its interactions out with ':'"
+                )
     group_terms = _rebuild_group_terms(spec, design.group_terms, z_new)
+    for term in group_terms:
+        _finite_matrix(term.matrix, term.labels, f"new data: group term ({term.expr} | "
+                       f"{term.factor})")
+    if offset is not None:
+        _finite_matrix(offset[:, None], ("offset",), "new data:")
     return Design(formula=design.formula, response=response, common=common, factors=factors,
                   group_terms=group_terms, offset=offset, row_index=data.index, n_dropped=0,
                   builder=state)
@@ -398,3 +522,19 @@ def _rebuild_group_terms(spec: FormulaSpec, train_terms: tuple[GroupTerm, ...],
                                      correlated=False, scales=t.scales, expr=t.expr))
                 pos += 1
     return tuple(out)
+
+
+def training_data(design: Design) -> pd.DataFrame:
+    """The columns of the training data that the formula uses, every row as given (before
+    ``dropna``), with the original index; what rebuilds ``design`` with :func:`build_design`.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.0, 1.0, 3.0], "unused": [1, 2, 3]})
+    >>> list(training_data(build_design("y ~ x", df)).columns)
+    ['y', 'x']
+    """
+    state = design.builder
+    if not isinstance(state, _State) or state.data is None:
+        raise DesignError("this design has no training state; build it with build_design")
+    return state.data

@@ -8,8 +8,10 @@ and NumPy's exceptions into :class:`~r2d2formula.errors.FormulaError` or
 from __future__ import annotations
 
 import builtins
+import contextlib
 import difflib
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import formulae
@@ -25,9 +27,11 @@ from ..formula.resolver import NAMESPACE_ROOTS, FormulaSpec
 __all__ = [
     "DEFAULT_NAMESPACE",
     "check_columns",
+    "check_column_types",
     "check_finite_columns",
     "check_numeric_columns",
     "evaluate_terms",
+    "evaluate_new",
     "missing_rows",
     "is_numeric",
 ]
@@ -110,7 +114,12 @@ def _unknown_column(source: str, name: Name, present: set[str], error: type[Exce
     if not close:
         lowered = {c.lower(): c for c in present}
         close = [lowered[name.name.lower()]] if name.name.lower() in lowered else []
-    if close:
+    # 'a' of a column named 'a:b' or 'body mass': the name needs quoting
+    quoted = [c for c in sorted(present) if name.name in c and not c.isidentifier()][:3]
+    if quoted and not name.quoted:
+        hint = ("Did you mean " + " or ".join(f"`{c}`" for c in quoted) + "? Quote column "
+                "names with spaces or symbols in backticks, or write Q(\"name\").")
+    elif close:
         hint = "Did you mean " + " or ".join(repr(c) for c in close) + "?"
     else:
         shown = ", ".join(repr(c) for c in sorted(present)[:12])
@@ -119,6 +128,78 @@ def _unknown_column(source: str, name: Name, present: set[str], error: type[Exce
         f"column {name.name!r} is not in the data\n{mark_span(source, name.start, name.end)}\n"
         f"{hint}"
     )
+
+
+def _object_kinds(series: pd.Series) -> set[str]:
+    kinds = set()
+    values = series.dropna().to_numpy(dtype=object)
+    try:
+        values = pd.unique(values)
+    except TypeError:  # unhashable values (lists, dicts): look at every one
+        pass
+    for value in values:
+        if isinstance(value, str):
+            kinds.add("text")
+        elif isinstance(value, bool | np.bool_):
+            kinds.add("bool")
+        elif isinstance(value, int | float | np.integer | np.floating):
+            kinds.add("number")
+        else:
+            kinds.add(type(value).__name__)
+    return kinds
+
+
+def check_column_types(data: pd.DataFrame, columns: list[str]) -> None:
+    """Raise DesignError for a used column that is duplicated or of a type formulas cannot use.
+
+    Usable: numbers, booleans, text (``str`` or ``object`` holding only strings) and pandas
+    categoricals. Not usable: dates and durations, complex numbers, numbers or mixed values
+    stored with dtype ``object``, other Python objects.
+    """
+    counts = pd.Index(data.columns).value_counts()
+    for col in columns:
+        if counts.get(col, 0) > 1:
+            raise DesignError(
+                f"the data has {counts[col]} columns named {col!r}; give them distinct names "
+                "(for example with df.columns = [...]) so the formula can tell them apart"
+            )
+    for col in columns:
+        series = data[col]
+        dtype = series.dtype
+        if isinstance(dtype, pd.CategoricalDtype) or is_numeric(series):
+            if pd.api.types.is_complex_dtype(dtype):
+                raise DesignError(
+                    f"column {col!r} holds complex numbers (dtype {dtype}); use its real part "
+                    "or its modulus (np.real, np.abs) as a column of real numbers"
+                )
+            continue
+        if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(
+                dtype) or isinstance(dtype, pd.PeriodDtype):
+            raise DesignError(
+                f"column {col!r} holds dates or durations (dtype {dtype}); convert it to numbers "
+                "(for example days since the start: (d - d.min()).dt.days) or to text for a "
+                "categorical predictor (d.astype(str))"
+            )
+        if pd.api.types.is_object_dtype(dtype):
+            kinds = _object_kinds(series)
+            if kinds <= {"text"}:
+                continue
+            if kinds <= {"number", "bool"}:
+                raise DesignError(
+                    f"column {col!r} holds numbers stored with dtype object; convert it with "
+                    f"df[{col!r}] = pd.to_numeric(df[{col!r}])"
+                )
+            raise DesignError(
+                f"column {col!r} (dtype object) mixes values of types {', '.join(sorted(kinds))}; "
+                f"make it one type: df[{col!r}].astype(str) for a categorical column, or "
+                f"pd.to_numeric(df[{col!r}]) for numbers"
+            )
+        raise DesignError(
+            f"column {col!r} has dtype {dtype}, which a formula cannot use; convert it to "
+            "numbers, text or a pandas Categorical"
+        )
 
 
 def missing_rows(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, dict[str, int]]:
@@ -157,13 +238,32 @@ def check_numeric_columns(spec: FormulaSpec, data: pd.DataFrame, names: Iterable
             )
 
 
+@contextlib.contextmanager
+def _recursion_room(text: str) -> Iterator[None]:
+    """Let formulae recurse once per term: its resolver visits ``a + b + ...`` recursively
+    (about two frames per term), so 500 terms overflow Python's default limit of 1000.
+
+    The limit is raised only while formulae runs and restored afterwards. Python 3.11+ keeps
+    Python-to-Python calls off the C stack, so the higher limit is safe.
+    """
+    old = sys.getrecursionlimit()
+    needed = 1000 + 8 * len(text)
+    if needed > old:
+        sys.setrecursionlimit(needed)
+    try:
+        yield
+    finally:
+        if needed > old:
+            sys.setrecursionlimit(old)
+
+
 def evaluate_terms(text: str, data: pd.DataFrame, namespace: Mapping[str, Any], what: str) -> Any:
     """Evaluate a formulae right-hand side; return its common-effects matrix (or None).
 
     ``what`` names the part of the formula for error messages.
     """
     try:
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), _recursion_room(text):
             design = formulae.design_matrices(
                 text, data, na_action="pass", extra_namespace=dict(namespace)
             )
@@ -172,6 +272,18 @@ def evaluate_terms(text: str, data: pd.DataFrame, namespace: Mapping[str, Any], 
     except Exception as exc:  # noqa: BLE001 - every formulae failure becomes one of ours
         raise translate_error(exc, text, what) from exc
     return design.common
+
+
+def evaluate_new(matrix: Any, data: pd.DataFrame, text: str, what: str) -> Any:
+    """``matrix.evaluate_new_data(data)`` for a matrix from :func:`evaluate_terms`, with
+    formulae's errors translated as there."""
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"), _recursion_room(text):
+            return matrix.evaluate_new_data(data)
+    except (FormulaError, DesignError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every formulae failure becomes one of ours
+        raise translate_error(exc, text, what) from exc
 
 
 def translate_error(exc: Exception, text: str, what: str) -> Exception:
@@ -188,10 +300,17 @@ def translate_error(exc: Exception, text: str, what: str) -> Exception:
             f"unknown name {message!r} in {what} {text!r}; check the spelling, or pass the "
             "function with namespace={...}"
         )
+    if message == "reference not in levels":
+        return DesignError(
+            f"a reference level given in {what} {text!r} is not a level of its column; use "
+            "one of the values the column holds, for example C(g, Treatment('a'))"
+        )
     if "not present in the original data" in message:
         return DesignError(f"{message} ({what} {text!r}); new data may only hold levels seen "
                            "in training")
     return DesignError(
         f"could not evaluate {what} {text!r} ({kind}: {message}); check that the columns it "
-        "uses have the right type (numbers for arithmetic and functions such as log)"
+        "uses have the right type (numbers for arithmetic and functions such as log). If they "
+        "do, formulae, which codes the terms, cannot handle this form: write the terms "
+        "differently (for example keep the intercept, or spell interactions out with ':')"
     )

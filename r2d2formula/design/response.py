@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import DesignError
 from ..formula.resolver import Expr, ResponseSpec
-from .evaluate import evaluate_terms, is_numeric, translate_error
+from .evaluate import evaluate_new, evaluate_terms, is_numeric
 from .types import ResponseData
 
 __all__ = ["NumericExpr", "ResponseEvaluator"]
@@ -39,10 +39,7 @@ class NumericExpr:
     def apply(self, data: pd.DataFrame) -> np.ndarray:
         if self.expr.column is not None:
             return self._column(data[self.expr.column], True, train=False)
-        try:
-            values = np.asarray(self.matrix.evaluate_new_data(data))
-        except Exception as exc:  # noqa: BLE001
-            raise translate_error(exc, self.expr.source, self.what) from exc
+        values = np.asarray(evaluate_new(self.matrix, data, self.expr.source, self.what))
         return self._one_column(values)
 
     def _one_column(self, values: np.ndarray) -> np.ndarray:
@@ -108,7 +105,8 @@ class ResponseEvaluator:
         label = spec.label
         if self.value.levels is not None:
             label = f"{spec.name}[{self.value.levels[1]}]"
-        return ResponseData(label=label, name=spec.name, values=values, trials=trials)
+        return ResponseData(label=label, name=spec.name, values=values, trials=trials,
+                            levels=self.value.levels)
 
     def _trials(self, values: np.ndarray | None, second: np.ndarray) -> np.ndarray | None:
         if self.spec.kind == "cbind":
@@ -126,4 +124,5 @@ class ResponseEvaluator:
         label = self.spec.label
         if self.value.levels is not None:
             label = f"{self.spec.name}[{self.value.levels[1]}]"
-        return ResponseData(label=label, name=self.spec.name, values=values, trials=trials)
+        return ResponseData(label=label, name=self.spec.name, values=values, trials=trials,
+                            levels=self.value.levels)

@@ -30,12 +30,16 @@ class ResponseData:
         The response; successes for binomial forms.
     trials : ndarray of float, shape (n,), or None
         Number of trials for ``p(s, n)``, ``s | trials(n)`` and ``cbind(s, f)``; else None.
+    levels : (str, str) or None
+        For a text or categorical response with two levels, the levels coded 0 and 1;
+        None for a numeric response.
     """
 
     label: str
     name: str
     values: np.ndarray
     trials: np.ndarray | None = None
+    levels: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -245,10 +245,17 @@ class _Parser:
             elif tok.kind in (TokenKind.END, TokenKind.RPAREN):
                 return left
             else:
+                fix = "Join terms with '+' (or ':' for an interaction)."
+                prev = self.tokens[self.pos - 1]
+                words = (TokenKind.NAME, TokenKind.NUMBER)
+                if prev.kind in words and tok.kind in words:
+                    # "body mass", "1st": one column name with a space, or starting with a digit
+                    name = self.source[prev.start:tok.end]
+                    fix += f" If {name!r} is one column name, quote it: `{name}` or Q({name!r})."
                 raise self.error(
                     f"unexpected {tok.value or tok.kind.value!r}: two terms without an operator "
                     "between them",
-                    tok.start, tok.end, "Join terms with '+' (or ':' for an interaction).",
+                    tok.start, tok.end, fix,
                 )
 
     def prefix(self) -> Node:

@@ -420,13 +420,18 @@ def _factor_names(node: Node) -> tuple[Name, ...]:
 
 
 def _flatten(node: Node, sign: int, out: list[tuple[int, Node]]) -> None:
-    if isinstance(node, Binary) and node.op in ("+", "-"):
-        _flatten(node.left, sign, out)
-        _flatten(node.right, -sign if node.op == "-" else sign, out)
-    elif isinstance(node, Unary) and node.op in ("+", "-"):
-        _flatten(node.operand, -sign if node.op == "-" else sign, out)
-    else:
-        out.append((sign, node))
+    """The signed terms of a sum, left to right. Iterative: ``a + b + ...`` parses into a
+    left-deep tree, and a formula of thousands of terms must not exhaust the stack."""
+    stack: list[tuple[int, Node]] = [(sign, node)]
+    while stack:
+        sign, node = stack.pop()
+        if isinstance(node, Binary) and node.op in ("+", "-"):
+            stack.append((-sign if node.op == "-" else sign, node.right))
+            stack.append((sign, node.left))
+        elif isinstance(node, Unary) and node.op in ("+", "-"):
+            stack.append((-sign if node.op == "-" else sign, node.operand))
+        else:
+            out.append((sign, node))
 
 
 def resolve(tree: Node, source: str) -> FormulaSpec:
@@ -459,6 +464,14 @@ def resolve(tree: Node, source: str) -> FormulaSpec:
         raise FormulaSyntaxError(
             f"the formula has no '~'\n{mark_span(source, 0, len(source))}\n"
             "Write it as 'response ~ predictors', for example 'y ~ x + (1 | g)'."
+        )
+    left = tree.left
+    if isinstance(left, Binary) and left.op == "~" or isinstance(left, Unary) and left.op == "~":
+        raise FormulaSyntaxError(
+            f"the formula has more than one '~'\n"
+            f"{mark_span(source, tree.op_start, tree.op_end)}\n"
+            "A formula has exactly one '~', between the response and the predictors; join "
+            "predictors with '+'."
         )
     response = _resolve_response(source, tree.left)
 
@@ -548,4 +561,11 @@ def parse_formula(formula: str) -> FormulaSpec:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"the formula must be a string, got {type(formula).__name__}")
-    return resolve(parse(formula), formula)
+    try:
+        return resolve(parse(formula), formula)
+    except RecursionError:
+        # hundreds of nested parentheses or prefix operators; sums of any length are fine
+        raise FormulaSyntaxError(
+            f"the formula nests too deeply to read ({len(formula)} characters); remove "
+            "redundant parentheses or repeated '-'/'+' signs"
+        ) from None

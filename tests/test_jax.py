@@ -1,0 +1,80 @@
+"""The JAX samplers (numpyro, blackjax) through PyMC's JAX backend, on the CPU.
+
+Skipped when jax, numpyro or blackjax is missing (``pip install 'r2d2formula[jax]'``).
+Each fit is tiny; most of its time is XLA compilation.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+pytest.importorskip("numpyro")
+pytest.importorskip("blackjax")
+
+from r2d2formula import Model  # noqa: E402
+from r2d2formula.backend import sampling  # noqa: E402
+from r2d2formula.errors import DiagnosticsWarning  # noqa: E402
+
+TINY = dict(draws=40, tune=40, chains=2, progressbar=False, random_seed=3)
+
+
+def _fit(model: Model, sampler: str):
+    with warnings.catch_warnings():
+        # 40 draws are too few for clean diagnostics; that is not what is tested here
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return model.fit(sampler=sampler, **TINY)
+
+
+def _check_names(fit, expected: set[str]) -> None:
+    idata = fit.idata
+    assert expected <= set(idata.posterior.data_vars)
+    assert idata.posterior.sizes["chain"] == TINY["chains"]
+    assert idata.posterior.sizes["draw"] == TINY["draws"]
+    assert {"log_likelihood", "sample_stats", "observed_data"} <= set(idata.groups())
+    n = fit.idata.observed_data[fit.model.graph_info.response].size
+    loglik = idata.log_likelihood[fit.model.graph_info.response]
+    assert loglik.shape == (TINY["chains"], TINY["draws"], n)
+    assert np.isfinite(loglik.values).all()
+    assert "diverging" in idata.sample_stats
+    for name in expected:
+        assert np.isfinite(idata.posterior[name].values).all(), name
+
+
+def test_numpyro_poisson_with_the_exact_r2_map(small_gaussian):
+    """The exact W map (closed form plus a Newton inverse with an implicit gradient) must
+    translate to JAX: every op of the graph needs a JAX implementation."""
+    model = Model("count ~ x1 + (1 | g)", small_gaussian, family="poisson")
+    assert model.approx == "exact"
+    fit = _fit(model, "numpyro")
+    assert fit.sampler == "numpyro"
+    _check_names(fit, {"Intercept", "beta0", "b", "R2", "W", "phi", "sd_g", "r_g"})
+    assert list(fit.idata.posterior["phi"].coords["component"].values) == ["x1", "1|g"]
+    # phi is a simplex and W follows from R2: both hold draw by draw
+    np.testing.assert_allclose(fit.idata.posterior["phi"].sum("component"), 1.0, rtol=1e-6)
+    assert (fit.idata.posterior["W"] > 0).all()
+
+
+def test_blackjax_gaussian(small_gaussian):
+    model = Model("y ~ x1 + x2 + cat", small_gaussian)
+    fit = _fit(model, "blackjax")
+    assert fit.sampler == "blackjax"
+    _check_names(fit, {"Intercept", "b", "sigma", "R2", "W", "phi"})
+    assert list(fit.idata.posterior["b"].coords["coef"].values) == [
+        "x1", "x2", "cat[b]", "cat[c]",
+    ]
+
+
+def test_chain_method_follows_the_jax_devices():
+    import jax
+
+    devices = jax.local_device_count()
+    assert sampling._jax_chain_method("numpyro", 1) == "parallel"
+    assert sampling._jax_chain_method("blackjax", devices) == "parallel"
+    # more chains than devices: PyMC's "parallel" would make numpyro warn and blackjax fail
+    assert sampling._jax_chain_method("numpyro", devices + 1) == "sequential"
+    assert sampling._jax_chain_method("blackjax", devices + 1) == "vectorized"

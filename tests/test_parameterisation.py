@@ -1,0 +1,195 @@
+"""The sampling coordinates change nothing in the model: exact changes of variables.
+
+``backend/graph.py`` samples coefficients and group effects in coordinates adapted to the
+data (``b = m(tau) + s(tau) u``, from the pilot fit of ``backend/pilot.py``). These tests
+check that the prior stays exactly SPEC section 2's, in the log-density NUTS uses and in
+forward draws, and that the pilot fit computes what it says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytest
+from scipy import optimize, special, stats
+
+from r2d2formula import R2D2, Model
+from r2d2formula.backend import graph
+from r2d2formula.backend.pilot import pilot_fit
+from r2d2formula.design import build_design
+from r2d2formula.families import get_family
+
+SEED = 20260511
+
+
+@pytest.fixture(scope="module")
+def informative() -> pd.DataFrame:
+    """2000 rows: strong, weak and null predictors, an informative and a sparse factor."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame({
+        "x1": rng.normal(size=n), "x2": rng.normal(scale=5.0, size=n),
+        "x3": rng.normal(size=n),
+        "g": rng.integers(25, size=n).astype(str),
+        "h": rng.integers(400, size=n).astype(str),
+    })
+    g_eff = rng.normal(0, 0.5, 25)[frame.g.astype(int)]
+    slope = rng.normal(0, 0.3, 25)[frame.g.astype(int)]
+    frame["y"] = (1.0 + 2.0 * frame.x1 + 0.01 * frame.x2 + g_eff + slope * frame.x3
+                  + rng.normal(size=n))
+    frame["count"] = rng.poisson(np.exp(0.3 + 0.4 * frame.x1 + 0.5 * g_eff))
+    return frame
+
+
+@pytest.mark.parametrize("laplace", [False, True])
+def test_whitened_density_is_the_change_of_variables(laplace):
+    """log p(u) = log p_b(m + s u) + log s: the density NUTS sees is the prior's."""
+    sd = np.array([1e-6, 0.05, 0.5, 3.0, 40.0])
+    hat = np.array([0.3, -1.2, 0.0, 2.0, 5.0])
+    prec = np.array([400.0, 0.0, 25.0, 1e4, 1.0])
+    ratio = np.sqrt(0.5) if laplace else 1.0
+    dist = pm.Laplace if laplace else pm.Normal
+    with pm.Model() as model:
+        b = graph._whitened("u", dist, pm.math.constant(sd), ratio, hat, prec, shape=5)
+    u = np.array([0.3, -1.0, 2.5, 0.0, -0.7])
+    logp = model.compile_logp(sum=False)({"u": u})[0]
+    root = np.sqrt(1.0 + sd**2 * prec)
+    s = sd / root
+    b_value = hat * (1.0 - 1.0 / root**2) + s * u
+    law = stats.laplace(scale=sd / np.sqrt(2.0)) if laplace else stats.norm(scale=sd)
+    np.testing.assert_allclose(logp, law.logpdf(b_value) + np.log(s), rtol=1e-9, atol=1e-9)
+    fn = model.compile_fn(b, inputs=[model["u"]], on_unused_input="ignore")
+    np.testing.assert_allclose(fn({"u": u}), b_value, rtol=1e-9)
+
+
+def test_whitened_pair_density_is_the_change_of_variables():
+    """The correlated pair: log p(u0, u1) = log MvN(m + s u; 0, S R S) + log s0 + log s1."""
+    n_levels = 4
+    sd = np.array([0.8, 0.2])
+    rho = -0.6
+    rng = np.random.default_rng(1)
+    hat = rng.normal(size=(n_levels, 2))
+    prec = np.array([[10.0, 50.0], [0.0, 0.0], [1e3, 1.0], [2.0, 0.0]])
+    hidden: list[str] = []
+    with pm.Model() as model:
+        r = graph._whitened_pair("u", pm.math.constant(sd), pm.math.constant(rho), hat, prec,
+                                 n_levels, hidden)
+    u0, u1 = rng.normal(size=n_levels), rng.normal(size=n_levels)
+    logp = sum(float(np.sum(term)) for term in model.compile_logp(sum=False)({"u": u0, "ub": u1}))
+    root = np.sqrt(1.0 + sd**2 * prec)
+    s = sd / root
+    value = hat * (1.0 - 1.0 / root**2) + s * np.stack([u0, u1], axis=1)
+    cov = np.diag(sd) @ np.array([[1.0, rho], [rho, 1.0]]) @ np.diag(sd)
+    expected = stats.multivariate_normal(np.zeros(2), cov).logpdf(value).sum() + np.log(s).sum()
+    np.testing.assert_allclose(logp, expected, rtol=1e-9)
+    fn = model.compile_fn(r, inputs=[model["u"], model["ub"]], on_unused_input="ignore")
+    np.testing.assert_allclose(fn({"u": u0, "ub": u1}), value, rtol=1e-9)
+    assert hidden == ["ub"]
+
+
+@pytest.mark.parametrize("kernel", ["normal", "laplace"])
+def test_prior_of_b_given_phi_and_w_is_exact(informative, kernel):
+    """Forward draws: b_j / sqrt(phi_j W / s_j^2) standard (normal or Laplace), whatever the
+    pilot says about column j (strong x1, weak x2, null x3)."""
+    m = Model("y ~ x1 + x2 + x3 + (1 + x3 | g) + (1 | h)", informative,
+              prior=R2D2(kernel=kernel))
+    pil = pilot_fit(m.design, m.family)
+    assert pil.t[0] > 20 and pil.t[2] < 3  # the coordinates differ per column
+    prior = m.sample_prior(4000, random_seed=SEED).prior
+    law = stats.norm() if kernel == "normal" else stats.laplace(scale=1 / np.sqrt(2))
+    for j, label in enumerate(m.design.common.labels):
+        b = prior["b"].sel(coef=label).values.ravel()
+        var = (prior["phi"].sel(component=label) * prior["W"]).values.ravel()
+        standardized = b / np.sqrt(var / m.design.common.scales[j] ** 2)
+        assert stats.kstest(standardized, law.cdf).pvalue > 1e-3, label
+
+
+def test_prior_of_phi_is_dirichlet_and_group_effects_exact(informative):
+    """phi_j ~ Beta(c_j, sum c - c_j); r / sd standard normal; within the correlated pair the
+    second term given the first has the conditional law of the LKJ correlation."""
+    conc = {"x1": 0.5, "x2": 0.5, "1|g": 1.0, "x3|g": 2.0, "1|h": 0.5}
+    m = Model("y ~ x1 + x2 + (1 + x3 | g) + (1 | h)", informative,
+              prior=R2D2(concentration=conc))
+    prior = m.sample_prior(4000, random_seed=SEED).prior
+    total = sum(conc.values())
+    for name, c in conc.items():
+        draws = prior["phi"].sel(component=name).values.ravel()
+        assert stats.kstest(draws, stats.beta(c, total - c).cdf).pvalue > 1e-3, name
+    r_h = prior["r_h"].values[0, :, :, 0]  # draws x levels
+    z_h = (r_h / prior["sd_h"].values[0, :, :1]).ravel()[::37]
+    assert stats.kstest(z_h, "norm").pvalue > 1e-3
+    r_g, sd_g = prior["r_g"].values[0], prior["sd_g"].values[0]
+    rho = prior["cor_g"].values[0][:, 0, 1]
+    z0 = r_g[:, :, 0] / sd_g[:, None, 0]
+    z1 = (r_g[:, :, 1] / sd_g[:, None, 1] - rho[:, None] * z0) / np.sqrt(1 - rho[:, None] ** 2)
+    for z in (z0, z1):
+        assert stats.kstest(z.ravel()[::7], "norm").pvalue > 1e-3
+    assert abs(np.corrcoef(z0.ravel(), z1.ravel())[0, 1]) < 0.03
+
+
+def test_raw_coordinates_are_hidden(informative):
+    m = Model("count ~ x1 + x3 + (1 + x3 | g) + (1 | h)", informative, family="poisson")
+    graph_model = m.build()
+    hidden = set(m.graph_info.hidden)
+    free = {rv.name for rv in graph_model.free_RVs}
+    public = {"beta0", "R2", "phi"}
+    assert free - public <= hidden
+    for name in ("b", "r_g", "r_h", "sd_g", "sd_h", "W", "phi", "R2"):
+        assert name in graph_model.named_vars and name not in hidden
+
+
+def _glm_newton(A, y, n, family):
+    """Maximum likelihood by a generic optimiser (independent of the IRLS code)."""
+    def nll(beta):
+        eta = A @ beta
+        if family == "poisson":
+            return -np.sum(y * eta - np.exp(eta))
+        return -np.sum(y * eta - n * np.logaddexp(0, eta))
+
+    return optimize.minimize(nll, np.zeros(A.shape[1]), method="BFGS",
+                             options={"gtol": 1e-9}).x
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_pilot_estimates_match_maximum_likelihood(family):
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame({"x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    eta = 0.2 + 0.7 * frame.x1 - 0.4 * frame.x2
+    frame["size"] = rng.integers(1, 8, size=n)
+    frame["s"] = (rng.poisson(np.exp(eta)) if family == "poisson"
+                  else rng.binomial(frame["size"], special.expit(eta)))
+    formula = "s ~ x1 + x2" if family == "poisson" else "s | trials(size) ~ x1 + x2"
+    design = build_design(formula, frame)
+    pil = pilot_fit(design, get_family(family))
+    A = np.column_stack([np.ones(n), frame.x1, frame.x2])
+    expected = _glm_newton(A, frame.s.to_numpy(float), frame["size"].to_numpy(float), family)
+    np.testing.assert_allclose(pil.b_hat, expected[1:], atol=1e-5)
+    # precision: the observed information of the maximum likelihood fit
+    mu = np.exp(A @ expected) if family == "poisson" else (
+        frame["size"].to_numpy() * special.expit(A @ expected) * (1 - special.expit(A @ expected)))
+    info = (A * mu[:, None]).T @ A
+    np.testing.assert_allclose(pil.b_prec, 1 / np.diag(np.linalg.inv(info))[1:], rtol=1e-4)
+
+
+def test_pilot_gives_no_precision_to_unidentified_effects():
+    from r2d2formula.backend.pilot import _marginal_precision
+
+    # collinear columns: neither is identified; an independent third one is
+    info = np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 3.0]])
+    np.testing.assert_allclose(_marginal_precision(info), [0.0, 0.0, 3.0])
+    rng = np.random.default_rng(8)
+    n = 100
+    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n),
+                          "g": np.repeat(["a", "b", "c", "d"], 25)})
+    frame["y"] = frame.x + rng.normal(size=n)
+    design = build_design("y ~ x + z + (1 + z | g)", frame)
+    pil = pilot_fit(design, get_family("gaussian"))
+    assert np.all(pil.b_prec > 0)
+    assert pil.r_prec["g"].shape == (4, 2) and np.all(pil.r_prec["g"] > 0)
+    # a level whose slope column is constant (zero) identifies its intercept only
+    frame.loc[frame.g == "a", "z"] = 0.0
+    pil = pilot_fit(build_design("y ~ x + z + (1 + z | g)", frame), get_family("gaussian"))
+    assert pil.r_prec["g"][0, 1] == 0 and pil.r_prec["g"][0, 0] > 0
+    assert pil.r_hat["g"][0, 1] == 0 and np.all(pil.r_prec["g"][1:] > 0)
