@@ -12,7 +12,8 @@ line. Events:
 
 ``started`` (interpreter up) -> ``imports`` -> ``data`` (parquet read) -> ``model_start``
 (formula given) -> ``design`` (``Model(...)`` / ``bmb.Model(...)`` returned) -> ``graph``
-(PyMC model built) -> [``compiled``: nutpie] -> ``first_iteration`` -> ``sampled`` -> ``done``
+(PyMC model built) -> [``compiled``: nutpie] -> ``first_iteration`` (written when it happens,
+so a run cut by a limit shows whether it was sampling) -> ``sampled`` -> ``done``
 (the result object a user gets, log-likelihood included where the tool adds it).
 
 ESS and divergences are computed after ``done``, outside the timed span.
@@ -49,10 +50,12 @@ class EventLog:
 
 
 def _cpu_s() -> float:
-    """CPU seconds (user + system) of this process so far: a start-up measure that depends
-    less on what else the machine runs than wall time does."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds (user + system) of this process and its finished children (PyTensor's C
+    compiler runs) so far: a start-up measure that depends less than wall time on what else
+    the machine runs."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _maxrss_mb() -> float:
@@ -128,6 +131,7 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
         def callback(trace, draw):  # runs in this process for every draw of every chain
             if "t" not in first:
                 first.update(t=time.time(), cpu=_cpu_s())
+                log.event("first_iteration", first["t"], first["cpu"])
         extra["callback"] = callback
     if sampler in ("numpyro", "blackjax"):
         import jax
@@ -137,6 +141,13 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
     # nutpie: sample, then the same log-likelihood step sample_model would run, timed apart
     ll_inside = job["log_likelihood"] and sampler != "nutpie"
     t_call, cpu_call = time.time(), _cpu_s()
+    if sampler != "pymc":
+        # nutpie starts sampling at once; JAX samplers have no hook at the first iteration:
+        # PyMC turns the graph into JAX and finds initial points inside the call, then XLA
+        # compiles inside the timed sampling. Their set-up ends at the call; the conversion,
+        # the log-likelihood and the post-processing of the draws show only in the total.
+        first.update(t=t_call, cpu=cpu_call)
+        log.event("first_iteration", t_call, cpu_call)
     idata, _ = sample_model(
         graph, sampler=sampler, draws=job["draws"], tune=job["tune"], chains=job["chains"],
         cores=job["cores"], random_seed=job["seed"], progressbar=False, compiled=compiled,
@@ -145,17 +156,9 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
     t_sampled = time.time()
     if sampler == "nutpie":
         sampling_s = t_sampled - t_call
-        first.update(t=t_call, cpu=cpu_call)
         idata = _add_groups(idata, graph, job["log_likelihood"])
     else:
         sampling_s = float(idata.posterior.attrs["sampling_time"])
-        # JAX: no hook at the first iteration. PyMC turns the graph into JAX and finds initial
-        # points inside the call, then XLA compiles inside the timed sampling: set-up ends at
-        # the call, and the conversion, the log-likelihood and the draws' post-processing show
-        # only in the total.
-        if "t" not in first:
-            first.update(t=t_call, cpu=cpu_call)
-    log.event("first_iteration", first["t"], first.get("cpu"))
     log.event("sampled", t_sampled)
     fit = Fit(model=model, idata=idata, sampler=sampler)
     log.event("done")
@@ -190,14 +193,16 @@ def _run_bambi(job: dict, log: EventLog) -> dict:
         def callback(trace, draw):
             if "t" not in first:
                 first.update(t=time.time(), cpu=_cpu_s())
+                log.event("first_iteration", first["t"], first["cpu"])
         extra["callback"] = callback
     idata = model.fit(draws=job["draws"], tune=job["tune"], chains=job["chains"],
                       cores=job["cores"], random_seed=job["seed"], progressbar=False,
                       inference_method=job["sampler"], **extra)
     t_done = time.time()
     sampling_s = float(idata.posterior.attrs["sampling_time"])
-    first.setdefault("t", t_done - sampling_s)  # nutpie: no callback; ends at bambi's fit
-    log.event("first_iteration", first["t"], first.get("cpu", float("nan")))
+    if "t" not in first:  # nutpie: no callback; its sampling ends at bambi's fit
+        first["t"] = t_done - sampling_s
+        log.event("first_iteration", first["t"], float("nan"))
     log.event("sampled", first["t"] + sampling_s)
     log.event("done", t_done)
     names = [v for v in idata.posterior.data_vars if not v.endswith("_offset")]

@@ -21,7 +21,9 @@ variables excluded; Bambi: `_offset` variables excluded; brms: everything but `l
 `lprior`). *RSS*: peak resident memory of the largest process (`wait4`); *tree RSS*: the largest
 sum over the process and its workers (polled; counts shared pages per process). Every run is
 a fresh process, alone on the machine, one after another; 2 cores for every tool (PyMC and
-brms: 2 parallel chains; nutpie: 2 threads; JAX: one XLA CPU device per chain).
+brms: 2 parallel chains; nutpie: 2 threads; JAX: one XLA CPU device per chain). A failed run
+says the last step it reached (events: imports, data, model_start, design, graph, compiled,
+first_iteration, sampled, done).
 """
 
 
@@ -48,8 +50,8 @@ def _status(record: dict) -> str:
     if record["status"] == "ok":
         return "ok"
     text = record["status"]
-    if record.get("stage"):
-        text += f" at {record['stage']}"
+    if record.get("stage"):  # the last event the run reached
+        text += f" after {record['stage']}"
     if record.get("error"):
         text += ": " + _cell(record["error"][:160])
     return text

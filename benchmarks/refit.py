@@ -59,7 +59,7 @@ def run(repeats: int) -> list[dict]:
             for k in range(1, repeats + 1):
                 data = simulate(k, family)
                 new_model.append(timed_fit(
-                    lambda d=data, s=sampler: Model(FORMULA, d, family=family).fit(
+                    lambda d=data, s=sampler, f=family: Model(FORMULA, d, family=f).fit(
                         sampler=s, **settings)))
                 refit.append(timed_fit(
                     lambda d=data, s=sampler, m=first_model: m.fit(data=d, sampler=s,

@@ -25,13 +25,14 @@ caches (cold, then warm).
 Writes ``benchmarks/results/<date>.json`` and ``benchmarks/suite.md`` (with ``--quick``:
 ``benchmarks/results/<date>-quick.json`` and ``benchmarks/results/suite-quick.md``).
 ``--quick`` is a smoke run: 1 chain x 50 draws (50 tuning), model 5 at 20,000 rows with
-1,000 / 100 / 50 levels.
+1,000 / 100 / 50 levels and a 300 s limit per run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -78,6 +79,11 @@ def _contenders(text: str) -> list[str]:
     return names
 
 
+@functools.cache
+def _has_brms(rscript: str) -> bool:
+    return subprocess.run([rscript, "-e", "library(brms)"], capture_output=True).returncode == 0
+
+
 def _available(contender: str, args: argparse.Namespace) -> str | None:
     """None when the contender can run here, else why not (and how to fix it)."""
     tool, sampler = CONTENDERS[contender]
@@ -86,8 +92,7 @@ def _available(contender: str, args: argparse.Namespace) -> str | None:
     if tool == "brms":
         if shutil.which(args.rscript) is None:
             return "Rscript not found: run benchmarks/setup.sh"
-        check = subprocess.run([args.rscript, "-e", "library(brms)"], capture_output=True)
-        if check.returncode != 0:
+        if not _has_brms(args.rscript):
             return "R package brms not installed: run benchmarks/setup.sh"
     if tool == "r2d2formula" and sampler in ("numpyro", "blackjax"):
         import importlib.util
@@ -105,6 +110,7 @@ class Suite:
         self.workdir = workdir
         self.data_files: dict[str, dict[str, Path]] = {}
         self.records: list[dict] = []
+        self.on_record = None
 
     # ---- data ----------------------------------------------------------------------
     def data(self, model: BenchModel, *, csv: bool) -> dict[str, Path]:
@@ -173,9 +179,14 @@ class Suite:
             if not self.args.keep_work:
                 draws_csv.unlink(missing_ok=True)
         record["log"] = str(log_path)
-        self.records.append(record)
+        self._append(record)
         print("    " + _one_line(record), flush=True)
         return record
+
+    def _append(self, record: dict) -> None:
+        self.records.append(record)
+        if self.on_record is not None:  # write the results so far: a long run may be cut
+            self.on_record(self.records)
 
     def _record(self, model, contender, mode, section, measured, **settings) -> dict:
         tool, sampler = CONTENDERS[contender]
@@ -208,17 +219,24 @@ class Suite:
             if key in res:
                 record[key] = res[key]
         if measured["status"] != "ok":
+            # the last event reached: a run cut by a limit died in the step after it
             record.setdefault("stage", max(ev, key=ev.get) if ev else "before start")
-            if "error" not in record:
+            if measured["status"] == "timeout":
+                record.setdefault("error", f"stopped at the time limit ({measured['wall_s']:.0f} s)")
+            elif "error" not in record:
                 record["error"] = _last_error_line(measured["log_tail"])
         if record["status"] == "ok" and mode == "fit" and record.get("min_ess") is not None:
             record["ess_per_s"] = _ratio(record["min_ess"], record["total_s"])
         return record
 
     # ---- sections ------------------------------------------------------------------
-    def models_1_to_4(self, keys: list[str], contenders: list[str]) -> None:
+    def fit_models(self, keys: list[str], contenders: list[str]) -> None:
+        """Models 1-4 (model 5 has its own plan: :meth:`model_5`), in the order given."""
         s = self.sizes
         for key in keys:
+            if MODELS[key].scale:
+                self.model_5(contenders)
+                continue
             model = MODELS[key]
             for contender in contenders:
                 why = _available(contender, self.args)
@@ -281,7 +299,7 @@ class Suite:
         record = {"section": section, "model": model.key, "model_name": model.name,
                   "contender": contender, "tool": tool, "sampler": sampler, "mode": mode,
                   "status": "unavailable", "error": why}
-        self.records.append(record)
+        self._append(record)
         print(f"    model {model.key} {contender}: {why}", flush=True)
 
 
@@ -327,7 +345,7 @@ def _machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="1,2,3,4,5")
+    parser.add_argument("--models", default="1,2,3,4,5", help="run in this order")
     parser.add_argument("--contenders", default="r2d2formula,bambi,brms")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 chain x 50 draws, model 5 at 20,000 rows")
@@ -337,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="models of the cold/warm measurement (default 4,3; quick: 4)")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds per run of models 1-4 (default 3600)")
-    parser.add_argument("--m5-timeout", type=float, default=900.0,
-                        help="seconds per model-5 run (default 900: 15 minutes)")
+    parser.add_argument("--m5-timeout", type=float, default=None,
+                        help="seconds per model-5 run (default 900: 15 minutes; quick: 300)")
     parser.add_argument("--m5-rows", type=int, default=None)
     parser.add_argument("--bambi-memory-gb", type=float, default=8.0,
                         help="address-space limit of Bambi's model-5 processes")
@@ -352,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-md", default=None)
     args = parser.parse_args(argv)
 
+    if args.m5_timeout is None:
+        args.m5_timeout = 300.0 if args.quick else 900.0
     if args.quick:
         sizes = Sizes(draws=50, tune=50, chains=1, m5_draws=50, m5_tune=50,
                       m5_rows=args.m5_rows or 20_000, m5_levels=(1_000, 100, 50))
@@ -367,14 +387,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"work folder: {workdir}", flush=True)
     started = dt.datetime.now()
     machine = _machine()
-    suite = Suite(args, sizes, workdir)
-    suite.models_1_to_4([k for k in keys if k != "5"], contenders)
-    if "5" in keys:
-        suite.model_5(contenders)
-    if not args.no_compile_cache:
-        cache_keys = (args.cache_models or ("4" if args.quick else "4,3")).split(",")
-        suite.compile_cache([k.strip() for k in cache_keys], ["pymc", "nutpie"])
-
     stamp = started.strftime("%Y-%m-%d")
     results = HERE / "results"
     results.mkdir(exist_ok=True)
@@ -382,19 +394,30 @@ def main(argv: list[str] | None = None) -> int:
                                                 else f"{stamp}.json"))
     out_md = Path(args.out_md or (results / "suite-quick.md" if args.quick
                                   else HERE / "suite.md"))
-    payload = {
-        "started": started.isoformat(timespec="seconds"),
-        "finished": dt.datetime.now().isoformat(timespec="seconds"),
-        "quick": args.quick, "sizes": sizes.__dict__ | {"m5_levels": list(sizes.m5_levels)},
-        "cores": CORES, "seed": SEED, "machine": machine,
-        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
-        "models": {k: {"name": m.name, "formula": m.formula, "family": m.family,
-                       "description": m.description, "notes": m.notes}
-                   for k, m in MODELS.items() if k in keys},
-        "records": suite.records,
-    }
-    out_json.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
-    write_markdown(payload, out_md)
+
+    def save(records: list[dict]) -> None:
+        payload = {
+            "started": started.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "sizes": sizes.__dict__ | {"m5_levels": list(sizes.m5_levels)},
+            "cores": CORES, "seed": SEED, "machine": machine,
+            "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+            "models": {k: {"name": m.name, "formula": m.formula, "family": m.family,
+                           "description": m.description, "notes": m.notes}
+                       for k, m in MODELS.items() if k in keys},
+            "records": records,
+        }
+        out_json.write_text(json.dumps(payload, indent=1, default=str), encoding="utf-8")
+        write_markdown(payload, out_md)
+
+    suite = Suite(args, sizes, workdir)
+    suite.on_record = save
+    suite.fit_models(keys, contenders)
+    if not args.no_compile_cache:
+        cache_keys = (args.cache_models or ("4" if args.quick else "4,3")).split(",")
+        suite.compile_cache([k.strip() for k in cache_keys], ["pymc", "nutpie"])
+    save(suite.records)
     print(f"wrote {out_json} and {out_md}", flush=True)
     if not args.keep_work:  # the data files are large; logs and job files stay
         for path in [*workdir.glob("model*.parquet"), *workdir.glob("model*.csv")]:

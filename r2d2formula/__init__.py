@@ -9,6 +9,7 @@
 
 from r2d2formula import datasets
 from r2d2formula.errors import (
+    ArgumentError,
     DesignError,
     DiagnosticsWarning,
     FamilyError,
@@ -36,6 +37,7 @@ __all__ = [
     "Prior",
     "datasets",
     "R2D2FormulaError",
+    "ArgumentError",
     "FormulaError",
     "FormulaSyntaxError",
     "DesignError",

@@ -1,4 +1,4 @@
-"""Command line: ``r2d2formula fit`` and ``r2d2formula datasets``.
+"""Command line: ``r2d2formula fit``, ``summary``, ``predict`` and ``datasets``.
 
 This module only parses arguments and calls the public API (STYLE rule 13).
 
@@ -12,13 +12,24 @@ sleepstudy ...
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 
-from r2d2formula import R2D2, DiagnosticsWarning, Model, R2D2FormulaError, __version__, datasets
+from r2d2formula import (
+    R2D2,
+    DiagnosticsWarning,
+    Model,
+    R2D2FormulaError,
+    __version__,
+    datasets,
+    load,
+)
 
 __all__ = ["main", "build_parser", "parse_prior"]
 
@@ -31,6 +42,14 @@ examples:
   r2d2formula fit data.csv "y ~ x + (1 | g)" --family poisson --draws 2000
   r2d2formula fit data.csv "s | trials(n) ~ x + (1 | g)" --family binomial --link probit
   r2d2formula fit data.csv "y ~ x1 + x2" --prior r2_mean=0.3,r2_precision=10
+  r2d2formula fit --example sleepstudy "Reaction ~ Days + (1 | Subject)" --output fit.nc
+"""
+
+_PREDICT_EPILOG = """\
+examples:
+  r2d2formula predict fit.nc new.csv
+  r2d2formula predict fit.nc new.csv --kind response --seed 1 --output pred.csv
+  r2d2formula predict fit.nc new.csv --new-levels zero
 """
 
 
@@ -83,8 +102,52 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target-accept", type=float, help="NUTS target acceptance rate")
     fit.add_argument("--hdi-prob", type=float, default=0.94,
                      help="probability mass of the HDIs in the tables (default: 0.94)")
-    fit.add_argument("--output", metavar="FILE.nc", help="save the fit to a netCDF file")
+    fit.add_argument("--output", metavar="FILE.nc",
+                     help="save the fit to a netCDF file (read it with 'r2d2formula summary', "
+                          "'r2d2formula predict' or r2d2formula.load)")
+    fit.add_argument("--quiet", action="store_true",
+                     help="no progress bar while sampling (it is shown on stderr by default)")
     fit.set_defaults(handler=_run_fit)
+
+    summary = sub.add_parser(
+        "summary", help="print the model, summary and variance decomposition of a saved fit",
+        usage="%(prog)s [options] FIT.nc",
+        description="Print the model, the posterior summary, the variance decomposition and\n"
+                    "the sampler diagnostics of a fit saved with 'r2d2formula fit --output'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    summary.add_argument("fit_file", metavar="FIT.nc", help="a fit saved with --output")
+    summary.add_argument("--hdi-prob", type=float, default=0.94,
+                         help="probability mass of the HDIs in the tables (default: 0.94)")
+    summary.set_defaults(handler=_run_summary)
+
+    predict = sub.add_parser(
+        "predict", help="predict new rows from a saved fit (mean, sd and HDI per row)",
+        usage="%(prog)s [options] FIT.nc NEW.csv",
+        description="Predict the rows of NEW.csv with a fit saved by 'r2d2formula fit\n"
+                    "--output' and write one row per input row: the input columns, then the\n"
+                    "posterior mean, sd and HDI of the prediction (CSV on stdout, or --output).",
+        epilog=_PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("fit_file", metavar="FIT.nc", help="a fit saved with --output")
+    predict.add_argument("data_file", metavar="NEW.csv",
+                         help="the rows to predict (the response column may be absent)")
+    predict.add_argument("--kind", choices=("mean", "link", "response"), default="mean",
+                         help="mean response (default), linear predictor, or draws of new "
+                              "observations")
+    predict.add_argument("--new-levels", choices=("sample", "zero", "error"), default="sample",
+                         help="levels of a grouping factor not seen in training: draw their "
+                              "effects from the population (sample, default), use the "
+                              "population average (zero), or fail (error)")
+    predict.add_argument("--no-group-effects", action="store_true",
+                         help="predict for the population: every group effect zero")
+    predict.add_argument("--hdi-prob", type=float, default=0.94,
+                         help="probability mass of the HDI (default: 0.94)")
+    predict.add_argument("--seed", type=int, help="random seed (for --kind response and new "
+                                                   "levels)")
+    predict.add_argument("--output", metavar="PRED.csv",
+                         help="write the table to this CSV file instead of stdout")
+    predict.set_defaults(handler=_run_predict)
 
     listing = sub.add_parser("datasets", help="list the bundled data sets",
                              description="List the bundled data sets and their typical models.")
@@ -146,7 +209,7 @@ def _load_data(args: argparse.Namespace) -> tuple[pd.DataFrame, str]:
             f"{len(args.inputs)} argument(s)"
         )
     path, formula = args.inputs
-    return pd.read_csv(path), formula
+    return _read_csv(path), formula
 
 
 def _fit_options(args: argparse.Namespace) -> dict:
@@ -155,37 +218,92 @@ def _fit_options(args: argparse.Namespace) -> dict:
                "random_seed": args.seed, "sampler": args.sampler,
                "target_accept": args.target_accept}
     options = {key: value for key, value in options.items() if value is not None}
-    options["progressbar"] = sys.stderr.isatty()
+    options["progressbar"] = not args.quiet
     return options
 
 
-def _can_save() -> bool:
-    from r2d2formula.results import Fit
-
-    return hasattr(Fit, "save")
+def _check_output_path(path: str | None) -> None:
+    """Fail before sampling when the output file cannot be written."""
+    if path is None:
+        return
+    parent = Path(path).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise _UsageError(f"cannot write {path!r}: the folder {str(parent)!r} does not exist")
 
 
 def _run_fit(args: argparse.Namespace) -> int:
-    if args.output is not None and not _can_save():
-        raise _UsageError("--output is not available yet: this version cannot save fits; "
-                          "run without --output")
+    _check_output_path(args.output)
     data, formula = _load_data(args)
     model = Model(formula, data, family=args.family, link=args.link,
                   prior=parse_prior(args.prior), variant=args.variant, dropna=args.dropna)
     print(model)
     print(flush=True)
-    with warnings.catch_warnings():
+    # stdout carries only the tables; whatever a sampler prints goes to stderr with its
+    # progress bar
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         # the problems are printed with the diagnostics below
         warnings.simplefilter("ignore", DiagnosticsWarning)
         fit = model.fit(**_fit_options(args))
-    _section("Summary", fit.summary(hdi_prob=args.hdi_prob))
+    _print_fit_tables(fit, args.hdi_prob)
+    if args.output is not None:
+        path = fit.save(args.output)
+        print(f"saved to {path}")
+    return 0
+
+
+def _print_fit_tables(fit, hdi_prob: float) -> None:
+    _section("Summary", fit.summary(hdi_prob=hdi_prob))
     _section("Variance decomposition (phi: share of explained variance; "
              "phi_R2: share of total variance)",
-             fit.variance_decomposition(hdi_prob=args.hdi_prob), default="{:.3f}")
+             fit.variance_decomposition(hdi_prob=hdi_prob), default="{:.3f}")
     print(_diagnostics_text(fit))
-    if args.output is not None:
-        fit.save(args.output)
-        print(f"saved to {args.output}")
+
+
+def _load_fit(path: str):
+    with warnings.catch_warnings():
+        # a saved fit's diagnostics are printed in full by summary; no warning needed here
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        return load(path)
+
+
+def _run_summary(args: argparse.Namespace) -> int:
+    fit = _load_fit(args.fit_file)
+    print(fit.model)
+    print()
+    _print_fit_tables(fit, args.hdi_prob)
+    return 0
+
+
+def _read_csv(path: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise _UsageError(f"{path!r} is empty; give a CSV file with a header row") from None
+    except pd.errors.ParserError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise _UsageError(f"cannot read {path!r} as CSV: {first}") from None
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    _check_output_path(args.output)
+    fit = _load_fit(args.fit_file)
+    new = _read_csv(args.data_file)
+    if new.empty:
+        raise _UsageError(f"{args.data_file!r} has no rows to predict")
+    table = fit.predict(new, kind=args.kind, group_effects=not args.no_group_effects,
+                        new_levels=args.new_levels, random_seed=args.seed, summary=True,
+                        hdi_prob=args.hdi_prob)
+    overlap = [column for column in table.columns if column in new.columns]
+    if overlap:
+        raise _UsageError(
+            f"NEW.csv has column(s) {overlap} that the prediction table also uses; rename them"
+        )
+    result = pd.concat([new, table.set_axis(new.index)], axis=1)
+    if args.output is None:
+        result.to_csv(sys.stdout, index=False)
+    else:
+        result.to_csv(args.output, index=False)
+        print(f"wrote {len(result)} rows to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -241,11 +359,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 2 on bad input (with a one-line ``r2d2formula: error: ...`` message
         on stderr, followed by the marked formula for formula errors).
+
+    Examples
+    --------
+    >>> main(["summary", "no-such-fit.nc"])  # prints "r2d2formula: error: no file ..."
+    2
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:
+        # the reader went away (`r2d2formula predict ... | head`): not an error of ours
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python exits right after
+        return 0
     except (_UsageError, R2D2FormulaError, ValueError, OSError) as exc:
         return _error(str(exc) or type(exc).__name__)
     except KeyboardInterrupt:

@@ -6,12 +6,14 @@ problem, so ``except ValueError`` in user code keeps working.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
 
 __all__ = [
     "R2D2FormulaError",
+    "ArgumentError",
     "FormulaError",
     "FormulaSyntaxError",
     "DesignError",
@@ -26,7 +28,7 @@ __all__ = [
     "warn_user",
 ]
 
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
 
 
 class R2D2FormulaError(Exception):
@@ -63,6 +65,10 @@ class NotFittedError(R2D2FormulaError, ValueError, AttributeError):
 
 class LoadError(R2D2FormulaError, ValueError):
     """A file given to :func:`r2d2formula.load` is not a fit saved by r2d2formula."""
+
+
+class ArgumentError(R2D2FormulaError, ValueError):
+    """An argument value outside its allowed set (``kind=``, ``draws=``, ...)."""
 
 
 class R2D2FormulaWarning(UserWarning):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from r2d2formula.design import build_design
-from r2d2formula.errors import DesignError, R2D2FormulaWarning
+from r2d2formula.errors import ArgumentError, DesignError, R2D2FormulaWarning
 from r2d2formula.families import Family, get_family
 from r2d2formula.priors.defaults import resolve_priors
 from r2d2formula.priors.spec import R2D2, Prior
@@ -243,7 +243,7 @@ class Model:
         check_sampler(sampler)
         _check_positive_int(draws=draws, tune=tune, chains=chains)
         if not 0.0 < target_accept < 1.0:
-            raise ValueError(f"target_accept must lie in (0, 1), got {target_accept!r}")
+            raise ArgumentError(f"target_accept must lie in (0, 1), got {target_accept!r}")
         model = self.build()
         compiled = self._compiled_graphs().nutpie_model() if sampler == "nutpie" else None
         idata, compiled = sample_model(
@@ -254,7 +254,7 @@ class Model:
         if compiled is not None:
             self._graphs.compiled.setdefault(sampler, compiled)
         fit = Fit(model=self, idata=idata, sampler=sampler)
-        fit.warn_diagnostics(stacklevel=3)
+        fit.warn_diagnostics()
         return fit
 
     def sample_prior_predictive(self, draws: int = 500, *,
@@ -381,4 +381,4 @@ class Model:
 def _check_positive_int(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ArgumentError(f"{name} must be a positive integer, got {value!r}")

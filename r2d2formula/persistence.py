@@ -208,9 +208,9 @@ def save_fit(fit: Fit, path: str | os.PathLike) -> Path:
         "prior_table": [list(row) for row in model.priors.table()],
     }
     dataset = _training_dataset(training_data(model.design), meta)
-    idata = fit.idata.copy()
-    if _GROUP in idata.groups():
-        del idata[_GROUP]
+    # a shallow copy: the groups are shared, only the extra group is added to the copy
+    groups = {g: fit.idata[g] for g in fit.idata.groups() if g != _GROUP}
+    idata = az.InferenceData(attrs=dict(getattr(fit.idata, "attrs", {}) or {}), **groups)
     with warnings.catch_warnings():
         # "training_data" is not one of ArviZ's standard groups, which ArviZ mentions
         warnings.simplefilter("ignore", UserWarning)

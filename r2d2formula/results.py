@@ -11,7 +11,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from r2d2formula.errors import DiagnosticsWarning, warn_user
+from r2d2formula.errors import ArgumentError, DiagnosticsWarning, warn_user
 
 if TYPE_CHECKING:
     from r2d2formula.model import Model
@@ -22,6 +22,9 @@ __all__ = ["Fit", "compare"]
 _RHAT_MAX = 1.01
 _ESS_MIN = 400
 _TREEDEPTH_MAX_FRACTION = 0.01
+# numpyro's max_tree_depth and blackjax's max_num_doublings, left at their default by
+# r2d2formula.backend; their "tree_depth" stat reaches it when the trajectory is cut short
+_JAX_MAX_TREEDEPTH = 10
 
 
 class Fit:
@@ -177,12 +180,12 @@ class Fit:
         from r2d2formula.predictions import Predictions, summarize_draws
 
         if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
+            raise ArgumentError(f"kind must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
         if new_levels not in ("sample", "zero", "error"):
-            raise ValueError(
+            raise ArgumentError(
                 f"new_levels must be 'sample', 'zero' or 'error', got {new_levels!r}")
         if not 0.0 < hdi_prob < 1.0:
-            raise ValueError(f"hdi_prob must lie in (0, 1), got {hdi_prob!r}")
+            raise ArgumentError(f"hdi_prob must lie in (0, 1), got {hdi_prob!r}")
         design = self._prediction_design(data, new_levels, kind)
         model = self.model
         graph, info = model.build_predictive()
@@ -395,6 +398,9 @@ class Fit:
             if key in stats_vars:
                 saturated = float(stats[key].mean())
                 break
+        else:
+            if "tree_depth" in stats_vars:  # numpyro and blackjax, through PyMC
+                saturated = float((stats["tree_depth"] >= _JAX_MAX_TREEDEPTH).mean())
         n_draws = posterior.sizes.get("chain", 1) * posterior.sizes.get("draw", 1)
         problems = []
         if divergences:
@@ -582,13 +588,13 @@ def compare(fits: dict[str, Fit], *, ic: str = "loo", **kwargs) -> pd.DataFrame:
         and its standard error, the effective number of parameters and the stacking weight.
     """
     if not isinstance(fits, dict) or len(fits) < 2:
-        raise ValueError("compare needs a dict of at least two fits, e.g. {'a': fit_a, 'b': fit_b}")
+        raise ArgumentError("compare needs a dict of at least two fits, e.g. {'a': fit_a, 'b': fit_b}")
     for name, fit in fits.items():
         if not isinstance(fit, Fit):
-            raise TypeError(f"compare: {name!r} is a {type(fit).__name__}, not a Fit")
+            raise ArgumentError(f"compare: {name!r} is a {type(fit).__name__}, not a Fit")
     sizes = {name: fit.design.n_obs for name, fit in fits.items()}
     if len(set(sizes.values())) > 1:
-        raise ValueError(
+        raise ArgumentError(
             f"compare needs fits to the same rows; the numbers of observations differ: {sizes}")
     with warnings.catch_warnings():
         # arviz's own notes (Pareto k, pandas deprecations inside arviz) are not the user's

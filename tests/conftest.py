@@ -6,9 +6,16 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pymc  # noqa: F401  (see below)
 import pytest
 
 warnings.filterwarnings("ignore", message=".*BLAS.*")
+
+# PyMC's rich progress bar binds ``sys.stderr`` when PyMC is imported
+# (pymc/progress_bar/rich_progress.py: ``from sys import stderr``). Imported for the first
+# time inside a test whose output pytest captures, it would keep that test's capture file and
+# fail with "I/O operation on closed file" in the next test that shows a progress bar; so
+# PyMC is imported here, at collection, while the session-wide streams are in place.
 
 
 @pytest.fixture(scope="session")

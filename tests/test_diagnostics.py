@@ -118,6 +118,17 @@ def test_tree_depth_saturation(model, key):
     assert problem.startswith("5% of draws hit the maximum tree depth") and "tune=" in problem
 
 
+def test_tree_depth_of_the_jax_samplers(model):
+    """numpyro and blackjax report the depth itself; 10 is their (and our) maximum."""
+    depth = np.full((CHAINS, DRAWS), 4)
+    depth[0, :400] = 10  # 10% of all draws
+    fit = _fit(model, _posterior(np.random.default_rng(9)),
+               {"diverging": np.zeros((CHAINS, DRAWS), dtype=bool), "tree_depth": depth})
+    diag = fit.diagnostics()
+    assert diag["treedepth_saturated"] == pytest.approx(0.1)
+    assert any("maximum tree depth" in p for p in diag["problems"])
+
+
 def test_rare_tree_depth_saturation_is_fine(model):
     fit = _fit(model, _posterior(np.random.default_rng(6)), _stats(treedepth=0.005))
     assert fit.diagnostics()["problems"] == []

@@ -149,13 +149,19 @@ def test_ppc_lines(lab, kind):
     assert "posterior_predictive" in lab.idata.groups()
 
 
-def test_ppc_counts_are_histograms(small_gaussian):
-    model = Model("count ~ x1 + (1 | g)", small_gaussian, family="poisson")
+@pytest.fixture(scope="module")
+def counts(small_gaussian):
+    """A poisson fit whose grouping factor is stored as numbers (codes 0..5)."""
+    frame = small_gaussian.assign(g=small_gaussian["g"].str[1:].astype(int))
+    model = Model("count ~ x1 + (1 | g)", frame, family="poisson")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = model.fit(draws=50, tune=100, chains=1, sampler="pymc", progressbar=False,
-                        random_seed=1)
-    ax = plot_ppc(fit, num_pp_samples=5, random_seed=0)
+        return model.fit(draws=50, tune=100, chains=1, sampler="pymc", progressbar=False,
+                         random_seed=1)
+
+
+def test_ppc_counts_are_histograms(counts):
+    ax = plot_ppc(counts, num_pp_samples=5, random_seed=0)
     observed = ax.get_lines()[-1]
     assert observed.get_drawstyle() == "steps-mid"
     x = observed.get_xdata()
@@ -219,3 +225,11 @@ def test_conditional_bad_names(lab):
         lab.plot_conditional("age", by="cage")
     with pytest.raises(DesignError, match=r"levels \['mouse99'\] are not levels"):
         lab.plot_conditional("age", by="mouse", levels=["mouse99"])
+
+
+def test_conditional_numeric_grouping_codes(counts):
+    ax = counts.plot_conditional("x1", by="g", n_points=6)
+    assert [line.get_label() for line in ax.get_lines()] == [str(k) for k in range(6)]
+    (population,) = counts.plot_conditional("x1", n_points=6).get_lines()
+    # poisson mean: exp of a line, so log-means are equally spaced
+    assert np.allclose(np.diff(np.log(population.get_ydata()), 2), 0.0, atol=0.05)

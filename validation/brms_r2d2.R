@@ -12,7 +12,8 @@
 #   Intercept ~ Normal(150, 100)  brms's class Intercept: the centered-design intercept
 #   sigma ~ Student-t(3, 0, 80) truncated at 0 (half-t)
 # Writes OUT_PREFIX_draws.csv (Intercept, b_<x>, sigma, R2, phi_<x>), OUT_PREFIX_info.json
-# (divergences, brms version, wall time) and OUT_PREFIX.stan (the generated Stan code).
+# (divergences, brms version, wall time), OUT_PREFIX.stan (the generated Stan code) and
+# OUT_PREFIX_fit.rds (the brmsfit).
 
 suppressMessages(library(brms))
 
@@ -33,16 +34,24 @@ writeLines(make_stancode(form, data = data, prior = priors), paste0(out, ".stan"
 started <- Sys.time()
 fit <- brm(form, data = data, prior = priors, chains = 4, cores = 1, iter = 4000,
            warmup = 2000, seed = seed, refresh = 0, silent = 2,
-           control = list(adapt_delta = 0.95))
+           control = list(adapt_delta = 0.95), save_pars = save_pars(all = TRUE))
 seconds <- as.numeric(difftime(Sys.time(), started, units = "secs"))
 
+saveRDS(fit, paste0(out, "_fit.rds"))
 draws <- as.data.frame(as_draws_df(fit))
-chain <- draws[[".chain"]]
-keep <- data.frame(.chain = chain, Intercept = draws[["b_Intercept"]], sigma = draws[["sigma"]],
-                   R2 = draws[["R2D2_R2"]])
+# the R2D2 parameters' names differ between brms versions (R2D2_R2 / R2D2_phi[j], or with a
+# suffix naming the parameter class): find them by pattern, in column order
+r2_col <- grep("^R2D2_R2", names(draws), value = TRUE)
+phi_cols <- grep("^R2D2_phi", names(draws), value = TRUE)
+if (length(r2_col) != 1 || length(phi_cols) != length(predictors)) {
+  stop("cannot find R2D2_R2 and ", length(predictors), " R2D2_phi columns among: ",
+       paste(names(draws), collapse = ", "))
+}
+keep <- data.frame(.chain = draws[[".chain"]], Intercept = draws[["b_Intercept"]],
+                   sigma = draws[["sigma"]], R2 = draws[[r2_col]])
 for (j in seq_along(predictors)) {
   keep[[paste0("b_", predictors[j])]] <- draws[[paste0("b_", predictors[j])]]
-  keep[[paste0("phi_", predictors[j])]] <- draws[[sprintf("R2D2_phi[%d]", j)]]
+  keep[[paste0("phi_", predictors[j])]] <- draws[[phi_cols[j]]]
 }
 write.csv(keep, paste0(out, "_draws.csv"), row.names = FALSE)
 np <- nuts_params(fit)

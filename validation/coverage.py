@@ -94,19 +94,29 @@ def _run_chunk(run: CoverageRun, reps: list[int], root: str) -> list[int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for rep in reps:
-            _run_rep(run, rep, Path(root))
+            try:
+                _run_rep(run, rep, Path(root))
+            except Exception as error:  # noqa: BLE001 - recorded and reported, never dropped
+                directory = run.directory(Path(root))
+                directory.mkdir(parents=True, exist_ok=True)
+                (directory / f"fail_{rep:04d}.json").write_text(json.dumps(
+                    {"rep": rep, "error": f"{type(error).__name__}: {error}"}))
     return reps
 
 
 def run_coverage(runs: list[CoverageRun], *, workers: int = 2, root: Path = CACHE,
                  chunk: int = 10, log=print) -> None:
     """Fit every replication of ``runs`` not cached yet, in ``workers`` processes."""
-    jobs = []
+    from validation.sbc import schedule
+
+    per_config = []
     for run in runs:
-        done = {int(p.stem.split("_")[1]) for p in run.directory(root).glob("rep_*.json")}
+        done = {int(p.stem.split("_")[1]) for pattern in ("rep_*.json", "fail_*.json")
+                for p in run.directory(root).glob(pattern)}
         todo = [rep for rep in range(run.n_reps) if rep not in done]
         log(f"[coverage] {run.config}: {len(done)} cached, {len(todo)} to fit")
-        jobs += [(run, todo[i:i + chunk]) for i in range(0, len(todo), chunk)]
+        per_config.append([(run, todo[i:i + chunk]) for i in range(0, len(todo), chunk)])
+    jobs = schedule(per_config)
     if not jobs:
         return
     started = time.perf_counter()
@@ -130,6 +140,12 @@ def load_results(run: CoverageRun, root: Path = CACHE) -> list[dict]:
     directory = run.directory(root)
     return [json.loads((directory / f"rep_{rep:04d}.json").read_text())
             for rep in range(run.n_reps) if (directory / f"rep_{rep:04d}.json").exists()]
+
+
+def load_failures(run: CoverageRun, root: Path = CACHE) -> list[dict]:
+    """Data sets whose fit raised an error (recorded, not dropped)."""
+    return [json.loads(p.read_text()) for p in sorted(run.directory(root).glob("fail_*.json"))
+            if int(p.stem.split("_")[1]) < run.n_reps]
 
 
 def coverage_table(records: list[dict]) -> list[dict]:

@@ -88,7 +88,7 @@ def _summarise_sbc(runs, out_dir: Path, fig_dir: Path, log) -> list[dict]:
 
 def _summarise_coverage(runs, out_dir: Path, fig_dir: Path, log) -> list[dict]:
     from validation.configs import COVERAGE_CONFIGS
-    from validation.coverage import coverage_table, load_results
+    from validation.coverage import coverage_table, load_failures, load_results
     from validation.plots import plot_coverage
 
     summaries = []
@@ -107,6 +107,7 @@ def _summarise_coverage(runs, out_dir: Path, fig_dir: Path, log) -> list[dict]:
             "fit_seconds_total": float(sum(r["fit_seconds"] for r in records)),
             "compile_seconds": float(sum(r["compile_seconds"] for r in records)),
             "reps_with_divergences": int(sum(r["divergences"] > 0 for r in records)),
+            "failed_reps": [f"{f['rep']}: {f['error'][:200]}" for f in load_failures(run)],
             "rows": rows,
         })
         log(f"[coverage] {run.config}: {len(records)} replications summarised")
@@ -215,6 +216,7 @@ def _coverage_section(summaries: list[dict]) -> list[str]:
     for s in summaries:
         lines += [f"### {s['family']}: {s['title']}", "",
                   f"`{s['formula']}`, {s['n_reps']} / {s['target_reps']} data sets, "
+                  f"{len(s.get('failed_reps', []))} failed fits, "
                   f"{s['reps_with_divergences']} fits with divergences, fitting "
                   f"{s['fit_seconds_total']:.0f} s + compiling {s['compile_seconds']:.0f} s.", "",
                   "| parameter | truth | mean of posterior means | 50% coverage (MC SE) "
@@ -382,9 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     fig_dir = out_dir / "figures" if args.quick else HERE / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir.mkdir(parents=True, exist_ok=True)
-    meta_path = HERE / "results" / "meta.json"
-    timings = (json.loads(meta_path.read_text()).get("timings", {})
-               if meta_path.exists() and not args.quick else {})
+    timings: dict[str, float] = {}
     if "sbc" in parts:
         from validation.configs import SBC_CONFIGS
         from validation.sbc import default_runs, run_sbc
@@ -412,7 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         log(f"quick run: summaries in {out_dir} (RESULTS.md left as it is)")
         return 0
-    (HERE / "results" / "meta.json").write_text(json.dumps(_meta(timings), indent=1) + "\n")
+    # merge with the timings of parts run separately (read now: another run may have written)
+    meta_path = HERE / "results" / "meta.json"
+    previous = json.loads(meta_path.read_text()).get("timings", {}) if meta_path.exists() else {}
+    meta_path.write_text(json.dumps(_meta({**previous, **timings}), indent=1) + "\n")
     write_report(log)
     return 0
 

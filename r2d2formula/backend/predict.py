@@ -13,6 +13,8 @@ correlates), so a level that spans two chunks gets the same effect in both.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 
@@ -144,7 +146,7 @@ def predict_chunks(
             pm.set_data({**chunk, **switches},
                         coords={OBS_DIM: np.arange(rows.stop - rows.start)})
             seed = int(rng.integers(2**31 - 1))
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _quiet_pymc():
                 warnings.simplefilter("ignore", UserWarning)
                 out = pm.sample_posterior_predictive(
                     trace, var_names=[target], predictions=True, random_seed=seed,
@@ -172,8 +174,20 @@ def reduce_chunks(chunks: Iterator[tuple[slice, np.ndarray]], n: int, n_chain: i
 def posterior_predictive(model: pm.Model, idata: az.InferenceData, *,
                          random_seed: int | None = None) -> az.InferenceData:
     """One draw of the response per posterior draw, added to ``idata`` (in place)."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_pymc():
         warnings.simplefilter("ignore", UserWarning)
         pm.sample_posterior_predictive(idata, model=model, extend_inferencedata=True,
                                        random_seed=random_seed, progressbar=False)
     return idata
+
+
+@contextlib.contextmanager
+def _quiet_pymc():
+    """Hide PyMC's "Sampling: [...]" note: predictions are not sampling from the user's view."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

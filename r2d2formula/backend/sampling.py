@@ -96,7 +96,7 @@ def sample_model(
     numpyro and blackjax run through PyMC's JAX backend (``pm.sample(nuts_sampler=...)``)
     on JAX's default device (a GPU where jax finds one). Chains run in parallel when JAX has
     a device for each (``chain_method="parallel"``); on a CPU that means starting Python
-    with ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>`` (set before jax is
+    with ``XLA_FLAGS=--xla_force_host_platform_device_count=<chains>`` (set before jax is
     imported). Otherwise numpyro draws the chains one after another and blackjax vectorizes
     them. The log-likelihood is computed in JAX too.
 
@@ -104,7 +104,7 @@ def sample_model(
     -------
     idata : arviz.InferenceData
         With ``posterior``, ``sample_stats``, ``observed_data``, ``constant_data`` and
-        ``log_likelihood``.
+        (unless ``log_likelihood=False``) ``log_likelihood``.
     compiled : object or None
         The compiled nutpie model, reusable for another fit of the same structure.
     """

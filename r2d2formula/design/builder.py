@@ -300,15 +300,19 @@ def build_design(
     FormulaSyntaxError
         The formula does not parse (the message marks the span).
     FormulaError
-        Unknown column or function, misplaced group term, duplicated group-level column.
+        Unknown column or function, misplaced group term, duplicated group-level column, a
+        column name formulae would misread (``Intercept``, a backtick, ``a:b`` next to ``a``
+        and ``b``, a grouping factor named like a model dimension).
     DesignError
-        Empty data, missing or infinite values, text where numbers are needed, a constant
-        column, a one-level grouping factor, more columns than rows.
+        Empty data, duplicated column names, missing or infinite values, text, dates or
+        objects where numbers are needed, a constant, duplicated or perfectly collinear
+        column, a one-level grouping factor or categorical predictor.
 
     Warns
     -----
     R2D2FormulaWarning
-        With ``dropna=True``, how many rows were dropped.
+        With ``dropna=True``, how many rows were dropped; and when the population-level
+        columns (with the intercept) outnumber the rows, which the R2D2 prior allows.
 
     Examples
     --------

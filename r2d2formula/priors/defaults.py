@@ -180,6 +180,11 @@ def resolve_priors(
             f"prior must be an R2D2(...) object, got {type(r2d2).__name__}; for the intercept "
             "or sigma use priors={'Intercept': Prior(...)}"
         )
+    if priors is not None and not isinstance(priors, Mapping):
+        raise PriorSpecError(
+            f"priors must be a dict of parameter name to Prior, got {type(priors).__name__}; "
+            "for example priors={'sigma': Prior('HalfNormal', sigma=2)}"
+        )
     overrides = dict(priors or {})
     for key, value in overrides.items():
         if key not in _OVERRIDABLE:
