@@ -205,7 +205,9 @@ def _run_bambi(job: dict, log: EventLog) -> dict:
         log.event("first_iteration", first["t"], float("nan"))
     log.event("sampled", first["t"] + sampling_s)
     log.event("done", t_done)
-    names = [v for v in idata.posterior.data_vars if not v.endswith("_offset")]
+    # non-centred offsets and (nutpie) transformed values are not model parameters
+    names = [v for v in idata.posterior.data_vars
+             if not v.endswith("_offset") and not v.endswith("__")]
     return {"sampling_s": sampling_s, "versions": versions, "n_rows": len(data),
             **_ess_summary(idata, names)}
 

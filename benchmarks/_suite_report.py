@@ -17,7 +17,7 @@ the call (XLA inside *sampling*). For brms: from `brm()` to the compiled Stan mo
 launch to the fitted object (interpreter start, imports, data read, set-up, sampling and
 post-processing such as the log-likelihood), the denominator of *ESS/s*. *min ESS*: minimum
 bulk ESS (arviz) over every element of every reported parameter (r2d2formula: hidden raw
-variables excluded; Bambi: `_offset` variables excluded; brms: everything but `lp__` and
+variables excluded; Bambi: `_offset` and transformed `__` variables excluded; brms: everything but `lp__` and
 `lprior`). *RSS*: peak resident memory of the largest process (`wait4`); *tree RSS*: the largest
 sum over the process and its workers (polled; counts shared pages per process). Every run is
 a fresh process, alone on the machine, one after another; 2 cores for every tool (PyMC and

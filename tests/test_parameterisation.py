@@ -128,6 +128,25 @@ def test_prior_of_phi_is_dirichlet_and_group_effects_exact(informative):
     assert abs(np.corrcoef(z0.ravel(), z1.ravel())[0, 1]) < 0.03
 
 
+def test_absorbed_intercept_keeps_effects_independent_of_it(informative):
+    """The best-informed factor's effects are centred on hat - (beta0 - beta0_hat): they
+    depend on beta0 in the graph, yet a priori r is independent of beta0 and N(0, sd)."""
+    from pytensor.graph.traversal import ancestors
+
+    m = Model("count ~ x1 + (1 | g) + (1 | h)", informative, family="poisson")
+    pil = pilot_fit(m.design, m.family)
+    assert pil.shrinkage["g"][0] > 0.5 > pil.shrinkage["h"][0]
+    graph_model = m.build()
+    assert graph_model["beta0"] in set(ancestors([graph_model["r_g"]]))
+    assert graph_model["beta0"] not in set(ancestors([graph_model["r_h"]]))
+    prior = m.sample_prior(4000, random_seed=SEED).prior
+    beta0 = prior["beta0"].values.ravel()
+    r_g, sd_g = prior["r_g"].values[0, :, :, 0], prior["sd_g"].values[0, :, :1]
+    assert stats.kstest((r_g / sd_g).ravel()[::11], "norm").pvalue > 1e-3
+    for level in range(3):
+        assert abs(np.corrcoef(beta0, r_g[:, level])[0, 1]) < 0.06
+
+
 def test_raw_coordinates_are_hidden(informative):
     m = Model("count ~ x1 + x3 + (1 + x3 | g) + (1 | h)", informative, family="poisson")
     graph_model = m.build()

@@ -17,7 +17,7 @@ README = ROOT / "README.md"
 CI_SCRIPT = ROOT / ".ci" / "run"
 
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
-_TEST_COMMAND = 'python -m pytest -m "not slow"'
+_TEST_COMMAND = 'python -m pytest -m "not slow" -n 2 --dist loadfile'
 
 
 def _blocks() -> list[tuple[int, str]]:

@@ -292,9 +292,9 @@ def build_model(
             laplace = priors.r2d2.kernel == "laplace"
             # b_j ~ N(0, sd_j) (Laplace: scale sd_j / sqrt 2), sampled as b_j = m_j + s_j u_j
             sd_b = pt.sqrt(phi[idx] * W) / scales
-            hat, prec = _pilot_containers(("pilot_b_hat", "pilot_b_prec"), pilot)
+            b_hat, prec = _pilot_containers(("pilot_b_hat", "pilot_b_prec"), pilot)
             b = _whitened("b_u", pm.Laplace if laplace else pm.Normal, sd_b,
-                          np.sqrt(0.5) if laplace else 1.0, hat, prec, dims="coef")
+                          np.sqrt(0.5) if laplace else 1.0, b_hat, prec, dims="coef")
             hidden.append("b_u")
             b = pm.Deterministic("b", b, dims="coef")
             eta = eta + pt.dot(X - means, b)
@@ -305,10 +305,12 @@ def build_model(
 
         # ---- group-level effects ----------------------------------------------------
         term_dims: dict[str, str] = {}
+        shifts = _absorbed_shifts(design, pilot, beta0, b if p else None,
+                                  b_hat if p else None)
         for factor, gf in design.factors.items():
             contribution = _group_effects(
                 design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims, pilot,
-                predictive,
+                predictive, shifts=shifts[factor],
             )
             if predictive:
                 contribution = contribution * data["group_effects_on"]
@@ -327,6 +329,41 @@ def _pilot_containers(names, pilot) -> list[pt.TensorVariable]:
     """The pilot's numbers (:func:`~r2d2formula.backend.pilot.pilot_data`) as ``pm.Data``."""
     values = pilot_data(pilot())
     return [pm.Data(name, values[name]) for name in names]
+
+
+def _absorbed_shifts(design, pilot, beta0, b, b_hat) -> dict[str, dict[int, pt.TensorVariable]]:
+    """Per factor and Z column, how far the population parameter of the same column (the
+    intercept for ``1``) is from its pilot estimate, for the one factor that absorbs it.
+
+    The data pin down the sums beta0 + r[level] (b_j + r_j[level] for a varying slope), not
+    each part: a ridge along which beta0 and the mean of the effects trade off, slow for
+    NUTS. The absorbing factor's effects are whitened around ``hat - (beta0 - beta0_hat)``
+    instead of ``hat``, their conditional posterior mean given beta0, so a move of beta0 at
+    fixed u moves the effects the other way and leaves the fit alone (still an exact change
+    of variables: beta0 comes before the effects in the graph). Each parameter goes to the
+    factor whose levels the data inform best (largest pilot shrinkage), none where no factor
+    has the column.
+    """
+    deltas: dict[str, object] = {}
+    if design.common.intercept:
+        (beta0_hat,) = _pilot_containers(("pilot_beta0_hat",), pilot)
+        deltas["1"] = lambda: beta0 - beta0_hat
+    for j, label in enumerate(design.common.labels):
+        deltas[label] = functools.partial(lambda j: b[j] - b_hat[j], j)
+    shrinkage = pilot().shrinkage
+    shifts: dict[str, dict[int, pt.TensorVariable]] = {factor: {} for factor in design.factors}
+    for label, delta in deltas.items():
+        best = None
+        for factor in design.factors:
+            labels = design.factor_labels(factor)
+            if label in labels:
+                t = labels.index(label)
+                score = float(shrinkage[factor][t])
+                if score > 0.0 and (best is None or score > best[0]):
+                    best = (score, factor, t)
+        if best is not None:
+            shifts[best[1]][best[2]] = delta()
+    return shifts
 
 
 def _whitened(name, dist, sd, ratio, hat, prec, **kwargs) -> pt.TensorVariable:
@@ -368,7 +405,7 @@ def _center_groups(pilot, factor: str) -> bool:
 
 
 def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims,
-                   pilot, predictive):
+                   pilot, predictive, shifts=None):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
     labels = [label for t in terms for label in t.labels]
@@ -386,6 +423,9 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden,
     # two terms is sampled centered or non-centered as a whole (pilot's reliability rule)
     n_levels = len(gf.levels)
     hat, prec = _pilot_containers((f"pilot_r_hat_{factor}", f"pilot_r_prec_{factor}"), pilot)
+    if shifts:  # centre on the conditional mean given the absorbed population parameters
+        hat = pt.stack([hat[:, t] - shifts[t] if t in shifts else hat[:, t]
+                        for t in range(len(labels))], axis=1)
     parts = []
     for k, (cols, rho, corr) in enumerate(blocks):
         raw = f"r_{factor}_u" if len(blocks) == 1 else f"r_{factor}_u{k}"

@@ -39,22 +39,32 @@ class Pilot:
 
     Attributes
     ----------
+    beta0_hat : float
+        Estimate of the intercept of the centered design (0 without an intercept); the
+        estimates of the group effects are relative to it and to ``b_hat``.
     b_hat, b_prec : ndarray, shape (p,)
         Estimate and precision (1 / se^2) of each population coefficient, on the scale of its
         column; precision 0 where the data do not identify the coefficient.
     r_hat, r_prec : dict of str to ndarray, shape (levels, q)
         Per factor, the same for each level and Z column (0 precision for levels with too
         little data to estimate a column).
+    shrinkage : dict of str to ndarray, shape (q,)
+        Per factor and Z column, the median over levels of ``tau^2 prec / (1 + tau^2 prec)``
+        with ``tau^2`` the between-level variance of the estimates less their mean sampling
+        variance: near 1 where the data pin down each level's effect, near 0 where the prior
+        does.
     reliable : dict of str to bool
         Per factor, whether every term's between-level variance of the estimates, less their
         mean sampling variance, exceeds their median sampling variance (the typical level's
         reliability is above one half); False with fewer than two usable levels.
     """
 
+    beta0_hat: float
     b_hat: np.ndarray
     b_prec: np.ndarray
     r_hat: dict[str, np.ndarray]
     r_prec: dict[str, np.ndarray]
+    shrinkage: dict[str, np.ndarray]
     reliable: dict[str, bool]
 
     @property
@@ -199,7 +209,7 @@ def pilot_fit(design: Design, family: Family) -> Pilot:
     b_prec = _marginal_precision(info)[p0:] if A.shape[1] else np.zeros(0)
     b_hat = np.where(b_prec > 0, b_hat, 0.0)
 
-    r_hat, r_prec, reliable = {}, {}, {}
+    r_hat, r_prec, shrinkage, reliable = {}, {}, {}, {}
     for factor, gf in design.factors.items():
         terms = [term for term in design.group_terms if term.factor == factor]
         Zf = np.column_stack([term.matrix for term in terms]).astype(float)
@@ -220,24 +230,40 @@ def pilot_fit(design: Design, family: Family) -> Pilot:
         prec = prec / scale
         r_hat[factor] = np.where(prec > 0, est, 0.0)
         r_prec[factor] = prec
+        shrinkage[factor] = _shrinkage(r_hat[factor], prec)
         if full.sum() < 2:
             reliable[factor] = False
             continue
         var = 1.0 / prec[full]
         between = est[full].var(axis=0, ddof=1) - var.mean(axis=0)
         reliable[factor] = bool(np.all(between > np.median(var, axis=0)))
-    return Pilot(b_hat=b_hat, b_prec=b_prec, r_hat=r_hat, r_prec=r_prec, reliable=reliable)
+    return Pilot(beta0_hat=float(coef[0]) if p0 else 0.0, b_hat=b_hat, b_prec=b_prec,
+                 r_hat=r_hat, r_prec=r_prec, shrinkage=shrinkage, reliable=reliable)
+
+
+def _shrinkage(est: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """Median over levels of tau^2 prec / (1 + tau^2 prec), per column (levels x q in)."""
+    out = np.zeros(est.shape[1])
+    for t in range(est.shape[1]):
+        known = prec[:, t] > 0
+        if known.sum() < 2:
+            continue
+        tau2 = max(float(est[known, t].var(ddof=1) - np.mean(1.0 / prec[known, t])), 0.0)
+        out[t] = float(np.median(tau2 * prec[:, t] / (1.0 + tau2 * prec[:, t])))
+    return out
 
 
 def pilot_data(pilot: Pilot) -> dict[str, np.ndarray]:
     """The pilot's numbers the graph reads, by ``pm.Data`` name.
 
-    ``pilot_b_hat`` and ``pilot_b_prec`` (shape (p,)), and per factor ``pilot_r_hat_<f>`` and
+    ``pilot_beta0_hat`` (scalar), ``pilot_b_hat`` and ``pilot_b_prec`` (shape (p,)), and per
+    factor ``pilot_r_hat_<f>`` and
     ``pilot_r_prec_<f>`` (shape (levels, q)). Setting them from another data set of the same
     structure (``pilot_data(pilot_fit(design, family))``) re-tunes the sampling coordinates
     to that data set; the prior is exact for any values.
     """
-    values = {"pilot_b_hat": pilot.b_hat, "pilot_b_prec": pilot.b_prec}
+    values = {"pilot_beta0_hat": np.asarray(pilot.beta0_hat), "pilot_b_hat": pilot.b_hat,
+              "pilot_b_prec": pilot.b_prec}
     for factor in pilot.r_hat:
         values[f"pilot_r_hat_{factor}"] = pilot.r_hat[factor]
         values[f"pilot_r_prec_{factor}"] = pilot.r_prec[factor]
