@@ -149,6 +149,11 @@ def _fmt_p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell (a literal | would end the cell)."""
+    return text.replace("|", "\\|")
+
+
 def _sbc_section(summaries: list[dict]) -> list[str]:
     lines = ["## 1. Simulation-based calibration", ""]
     if not summaries:
@@ -176,7 +181,7 @@ def _sbc_section(summaries: list[dict]) -> list[str]:
         fails = [r["quantity"] for r in q if r["verdict"] == "FAIL"]
         notes = [r["quantity"] for r in q if r["verdict"] == "note"]
         lines.append(
-            f"| {s['title']} | {s['n_reps']} / {s['target_reps']} | "
+            f"| {_cell(s['title'])} | {s['n_reps']} / {s['target_reps']} | "
             f"{len(s.get('failed_reps', []))} | {len(q)} | "
             f"{', '.join(fails) or '-'} | {', '.join(notes) or '-'} | "
             f"{s['reps_with_divergences']} ({s['divergences_total']} div.) | "
@@ -191,7 +196,8 @@ def _sbc_section(summaries: list[dict]) -> list[str]:
                   "| quantity | chi2 p | ECDF p | mean rank / 99 | verdict |",
                   "|---|---|---|---|---|"]
         for r in s["quantities"]:
-            lines.append(f"| {r['quantity']} | {_fmt_p(r['p_chi2'])} | {_fmt_p(r['p_ecdf'])} | "
+            lines.append(f"| {_cell(r['quantity'])} | {_fmt_p(r['p_chi2'])} | "
+                         f"{_fmt_p(r['p_ecdf'])} | "
                          f"{r['mean_rank']:.3f} | {r['verdict']} |")
         lines += ["", f"![ranks](figures/sbc_{s['config']}_ranks.png)",
                   f"![ecdf](figures/sbc_{s['config']}_ecdf.png)", ""]
@@ -222,7 +228,8 @@ def _coverage_section(summaries: list[dict]) -> list[str]:
                   "| parameter | truth | mean of posterior means | 50% coverage (MC SE) "
                   "| 90% coverage (MC SE) |", "|---|---|---|---|---|"]
         for r in s["rows"]:
-            lines.append(f"| {r['parameter']} | {r['truth']:.4g} | {r['mean_estimate']:.4g} | "
+            lines.append(f"| {_cell(r['parameter'])} | {r['truth']:.4g} | "
+                         f"{r['mean_estimate']:.4g} | "
                          f"{r['cover50']:.3f} ({r['mcse50']:.3f}) | "
                          f"{r['cover90']:.3f} ({r['mcse90']:.3f}) |")
         lines += ["", f"![coverage](figures/coverage_{s['config']}.png)", ""]
@@ -233,7 +240,8 @@ def _agreement_table(rows: list[dict]) -> list[str]:
     lines = ["| quantity | mean (library) | mean (other) | sd (library) | sd (other) | z mean "
              "| z sd | agree |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['quantity']} | {r['mean_lib']:.4g} | {r['mean_ref']:.4g} | "
+        lines.append(f"| {_cell(r['quantity'])} | {r['mean_lib']:.4g} | "
+                     f"{r['mean_ref']:.4g} | "
                      f"{r['sd_lib']:.4g} | {r['sd_ref']:.4g} | {r['z_mean']:+.2f} | "
                      f"{r['z_sd']:+.2f} | {'yes' if r['agree'] else 'NO'} |")
     return lines
@@ -284,10 +292,12 @@ def _agreement_section(result: dict | None) -> list[str]:
                       f"{k} {v:.4g}" for k, v in {**lme4['fixed'], **lme4['sd'],
                                                   'sigma': lme4['sigma']}.items())
                      if lme4 else "lme4 not available."), "",
-                  "| quantity | REML | posterior | statistic | deviation | tolerance | ok |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| quantity | REML | REML shrunk by the prior | posterior | statistic "
+                  "| deviation | tolerance | ok |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in res["table"]:
-            lines.append(f"| {r['quantity']} | {r['reml']:.4g} | {r['posterior']:.4g} | "
+            lines.append(f"| {_cell(r['quantity'])} | {r['reml']:.4g} | "
+                         f"{r.get('target', r['reml']):.4g} | {r['posterior']:.4g} | "
                          f"{r['statistic']} | {r['deviation']} | {r['tolerance']} | "
                          f"{'yes' if r['ok'] else 'NO'} |")
         lines.append("")
