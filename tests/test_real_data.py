@@ -83,7 +83,5 @@ def test_cbpp_binomial_with_trials(cbpp_fit):
     assert _mean(fit, "sd_herd") == pytest.approx(0.64, rel=0.35)
 
 
-@pytest.mark.xfail(reason="1-3 divergences at default settings remain (issue 2, open)",
-                   strict=False)
 def test_cbpp_has_no_divergences(cbpp_fit):
     assert cbpp_fit.diagnostics()["divergences"] == 0
