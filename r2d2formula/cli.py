@@ -100,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--sampler",
                      help="nutpie, pymc, numpyro or blackjax (default: the library's default)")
     fit.add_argument("--target-accept", type=float, help="NUTS target acceptance rate")
-    fit.add_argument("--hdi-prob", type=float, default=0.94,
-                     help="probability mass of the HDIs in the tables (default: 0.94)")
+    _add_hdi_prob(fit)
     fit.add_argument("--output", metavar="FILE.nc",
                      help="save the fit to a netCDF file (read it with 'r2d2formula summary', "
                           "'r2d2formula predict' or r2d2formula.load)")
@@ -117,8 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     summary.add_argument("fit_file", metavar="FIT.nc", help="a fit saved with --output")
-    summary.add_argument("--hdi-prob", type=float, default=0.94,
-                         help="probability mass of the HDIs in the tables (default: 0.94)")
+    _add_hdi_prob(summary)
     summary.set_defaults(handler=_run_summary)
 
     predict = sub.add_parser(
@@ -141,8 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "population average (zero), or fail (error)")
     predict.add_argument("--no-group-effects", action="store_true",
                          help="predict for the population: every group effect zero")
-    predict.add_argument("--hdi-prob", type=float, default=0.94,
-                         help="probability mass of the HDI (default: 0.94)")
+    _add_hdi_prob(predict, what="the HDI")
     predict.add_argument("--seed", type=int, help="random seed (for --kind response and new "
                                                    "levels)")
     predict.add_argument("--output", metavar="PRED.csv",
@@ -229,6 +226,12 @@ def _check_output_path(path: str | None) -> None:
     parent = Path(path).expanduser().resolve().parent
     if not parent.is_dir():
         raise _UsageError(f"cannot write {path!r}: the folder {str(parent)!r} does not exist")
+
+
+def _add_hdi_prob(parser: argparse.ArgumentParser, what: str = "the HDIs in the tables") -> None:
+    """The ``--hdi-prob`` option that fit, summary and predict share."""
+    parser.add_argument("--hdi-prob", type=float, default=0.94,
+                        help=f"probability mass of {what} (default: 0.94)")
 
 
 def _run_fit(args: argparse.Namespace) -> int:
