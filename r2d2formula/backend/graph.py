@@ -344,25 +344,24 @@ def _absorbed_shifts(design, pilot, beta0, b, b_hat) -> dict[str, dict[int, pt.T
     factor whose levels the data inform best (largest pilot shrinkage), none where no factor
     has the column.
     """
-    deltas: dict[str, object] = {}
-    if design.common.intercept:
-        (beta0_hat,) = _pilot_containers(("pilot_beta0_hat",), pilot)
-        deltas["1"] = lambda: beta0 - beta0_hat
-    for j, label in enumerate(design.common.labels):
-        deltas[label] = functools.partial(lambda j: b[j] - b_hat[j], j)
+    beta0_hat = (_pilot_containers(("pilot_beta0_hat",), pilot)[0]
+                 if design.common.intercept else None)
+    population = (["1"] if design.common.intercept else []) + list(design.common.labels)
     shrinkage = pilot().shrinkage
     shifts: dict[str, dict[int, pt.TensorVariable]] = {factor: {} for factor in design.factors}
-    for label, delta in deltas.items():
-        best = None
-        for factor in design.factors:
-            labels = design.factor_labels(factor)
-            if label in labels:
-                t = labels.index(label)
-                score = float(shrinkage[factor][t])
-                if score > 0.0 and (best is None or score > best[0]):
-                    best = (score, factor, t)
-        if best is not None:
-            shifts[best[1]][best[2]] = delta()
+    for label in population:
+        # (score, factor, column) of every factor with this column; the first best one wins
+        candidates = [(float(shrinkage[f][design.factor_labels(f).index(label)]), f,
+                       design.factor_labels(f).index(label))
+                      for f in design.factors if label in design.factor_labels(f)]
+        score, factor, t = max(candidates, key=lambda c: c[0], default=(0.0, None, None))
+        if score <= 0.0:
+            continue
+        if label == "1":
+            shifts[factor][t] = beta0 - beta0_hat
+        else:
+            j = design.common.labels.index(label)
+            shifts[factor][t] = b[j] - b_hat[j]
     return shifts
 
 
