@@ -18,6 +18,7 @@ from r2d2formula import (
     compare,
     datasets,
 )
+from r2d2formula.backend.pilot import pilot_data, pilot_fit
 
 FIT = dict(draws=300, tune=300, chains=2, progressbar=False, sampler="pymc")
 
@@ -274,6 +275,12 @@ def test_refit_on_new_data_reuses_graph_and_updates_data(count_data):
     graph = second.model.build()
     np.testing.assert_allclose(graph["y_observed"].get_value(), other["y"].to_numpy())
     np.testing.assert_allclose(graph["X_scales"].get_value(), second.design.common.scales)
+    # the sampling coordinates are re-tuned to the new data (its own pilot fit)
+    pilot_second = pilot_data(pilot_fit(second.design, second.model.family))
+    pilot_first = pilot_data(pilot_fit(first.design, first.model.family))
+    assert not np.allclose(pilot_second["pilot_b_hat"], pilot_first["pilot_b_hat"])
+    for name in ("pilot_b_hat", "pilot_b_prec", "pilot_r_hat_g", "pilot_beta0_hat"):
+        np.testing.assert_allclose(graph[name].get_value(), pilot_second[name])
     # the new outcome has no x effect: the refit's coefficient is near zero, the first's not
     assert abs(float(second.idata.posterior["b"].sel(coef="scale(x)").mean())) < 0.15
     assert float(first.idata.posterior["b"].sel(coef="scale(x)").mean()) > 0.2
@@ -314,6 +321,10 @@ def test_nutpie_refit_reuses_the_compiled_model():
     second = _quiet_fit(model, sampler="nutpie", draws=200, tune=200, random_seed=1,
                         data=simulate(2, 130, -1.0))
     assert second.model._graphs.compiled["nutpie"] is compiled
+    # with_data hands nutpie the second data set's pilot too (its sampling coordinates)
+    assert "pilot_b_hat" in compiled.shared_data
+    np.testing.assert_allclose(second.model._graphs.values["pilot_b_hat"],
+                               pilot_data(pilot_fit(second.design, second.model.family))["pilot_b_hat"])
     assert float(first.idata.posterior["b"].mean()) > 1.5
     assert float(second.idata.posterior["b"].mean()) < -0.5
     assert second.idata.observed_data["y"].shape == (130,)

@@ -3,7 +3,9 @@
 :func:`fit_replication` is the only place the SBC and coverage runs sample an r2d2formula
 model. By default (``FitSettings.method="nutpie"``) it compiles the model's PyMC graph
 (``model.build()``) with nutpie once per process and swaps the response in with nutpie's
-``with_data``: the same graph, sampler and target_accept as ``model.fit(sampler="nutpie")``.
+``with_data``, together with the sampling coordinates tuned to that response (the library's
+pilot fit, ``pilot_*`` data): the same graph, coordinates, sampler and target_accept as
+``model.fit(sampler="nutpie")`` on that data set.
 ``method="library"`` goes through the library's own refit, ``model.fit(data=...)``, which
 also rebuilds the design, re-resolves the priors and computes the log-likelihood per fit;
 the agreement part checks that it gives the same posterior (``agreement.refit_agreement``).
@@ -85,6 +87,20 @@ class Refitter:
         dtype = self.model.build()[self._y_name].dtype
         self._dtype = np.dtype(dtype)
 
+    def _response_data(self, y: np.ndarray) -> dict[str, np.ndarray]:
+        """``y`` and the pilot fit on it, by ``pm.Data`` name.
+
+        The pilot sets the sampler's coordinates (``r2d2formula.backend.graph``); one left
+        from another response keeps the posterior exact but can make NUTS diverge.
+        """
+        from r2d2formula.backend.pilot import pilot_data, pilot_fit
+
+        frame = self.data.copy()
+        frame[self.response] = np.asarray(y).astype(frame[self.response].dtype)
+        other = self.model.with_data(frame)
+        return ({self._y_name: np.asarray(y, dtype=self._dtype)}
+                | pilot_data(pilot_fit(other.design, other.family)))
+
     def fit(self, y: np.ndarray, *, random_seed: int) -> tuple[xr.Dataset, xr.Dataset]:
         """Sample the posterior given response ``y``; returns (posterior, sample_stats)."""
         s = self.settings
@@ -114,7 +130,9 @@ class Refitter:
 
         if self._compiled is None:
             self._compile()
-        compiled = self._compiled.with_data(**{self._y_name: np.asarray(y, dtype=self._dtype)})
+        values = self._response_data(y)
+        compiled = self._compiled.with_data(
+            **{k: v for k, v in values.items() if k in self._compiled.shared_data})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata = nutpie.sample(compiled, draws=s.draws, tune=s.tune, chains=s.chains,
@@ -138,7 +156,8 @@ class Refitter:
                                          compile_kwargs={"mode": "NUMBA"})
             self.compile_seconds += time.perf_counter() - start
             self._dtype = np.dtype(model[self._y_name].dtype)
-        pm.set_data({self._y_name: np.asarray(y, dtype=self._dtype)}, model=model)
+        pm.set_data({k: v for k, v in self._response_data(y).items() if k in model.named_vars},
+                    model=model)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata = pm.sample(draws=s.draws, tune=s.tune, chains=s.chains, cores=1,

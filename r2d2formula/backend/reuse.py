@@ -6,8 +6,11 @@ Everything the graph reads from the data is a ``pm.Data`` container
 already built (and into nutpie's compiled model with ``with_data``) instead of building and
 compiling again.
 
-The centered / non-centered choice of the graph is made once, from the first data set; it
-changes the sampler's coordinates, never the prior or the posterior.
+The sampling coordinates follow each data set: its pilot fit (``pilot_*`` data, see
+:mod:`r2d2formula.backend.graph`) is set in with the data. The structural choices behind them
+(which factor absorbs the intercept, centered or non-centered blocks of three or more terms)
+are made once, from the first data set; they change the sampler's coordinates, never the prior
+or the posterior.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import pymc as pm
 
 from r2d2formula.backend.graph import OBS_DIM, GraphInfo, build_model, graph_data
+from r2d2formula.backend.pilot import pilot_data, pilot_fit
 from r2d2formula.design.types import Design
 from r2d2formula.families import Family
 from r2d2formula.priors.defaults import ResolvedPriors
@@ -115,7 +119,9 @@ class CompiledGraphs:
         """Set ``owner``'s data (and factor level names) into the graphs."""
         if self.owner is owner:
             return
-        self.values = graph_data(design, family, priors)
+        # the pilot re-tunes the sampling coordinates to this data set (a stale pilot from
+        # another data set keeps the prior exact but can make NUTS diverge)
+        self.values = graph_data(design, family, priors) | pilot_data(pilot_fit(design, family))
         self.owner = owner
         for graph, observations in ((self.sampling, True), (self.predictive, False)):
             if graph is not None:
@@ -128,6 +134,7 @@ class CompiledGraphs:
             levels = list(gf.levels[: gf.n_train_levels])
             if list(model.coords[factor]) != levels:
                 model.set_dim(factor, len(levels), coord_values=levels)
+        values = {k: v for k, v in values.items() if k in model.named_vars}
         if observations:
             pm.set_data(values, model=model, coords={OBS_DIM: np.arange(design.n_obs)})
         else:  # observation-level data are set per prediction
