@@ -72,7 +72,8 @@ def _run_rep(run: CoverageRun, rep: int, root: Path) -> dict:
     post = quantities(posterior, [_FACTOR])
     record = {"rep": rep, "divergences": int(stats["diverging"].sum()), "fit_seconds": seconds,
               "compile_seconds": refitter.compile_seconds - compile_before,
-              "method": refitter.method, "truth": {}, "quantiles": {}, "mean": {}}
+              "method": refitter.method, "pilot": "per replication",
+              "truth": {}, "quantiles": {}, "mean": {}}
     probs = sorted({q for level in LEVELS for q in ((1 - level) / 2, (1 + level) / 2)})
     for name, draws in post.items():
         if name not in values:

@@ -153,7 +153,7 @@ def run_replication(run: SBCRun, rep: int, truth: dict[str, float], y: np.ndarra
         "rep": rep, "seed": seed, "truth": truth, "rank": ranks, "mean": means, "sd": sds,
         "ess_bulk": ess, "divergences": int(sample_stats["diverging"].sum()),
         "fit_seconds": fit_seconds, "compile_seconds": refitter.compile_seconds - compile_before,
-        "method": refitter.method, "n_keep": run.n_keep,
+        "method": refitter.method, "pilot": "per replication", "n_keep": run.n_keep,
     }
     directory = run.directory(root)
     directory.mkdir(parents=True, exist_ok=True)
