@@ -200,3 +200,54 @@ def test_inverse_compiles_in_numba_mode():
     f = pytensor.function([r, b], [w, *pt.grad(w, [r, b])], mode="NUMBA")
     out = f(0.5, 0.0)
     assert float(out[0]) == pytest.approx(float(w_of_r2(fam, 0.5, 0.0)), rel=1e-10)
+
+
+# ---- the exact map as one Op (r2d2formula.backend.r2_map_op) -----------------------------
+ROOT_CASES = [c for c in CASES if c[0] != "gaussian"]
+ROOT_IDS = [f"{c[0]}-{c[1] or 'default'}" for c in ROOT_CASES]
+
+
+@pytest.mark.parametrize("case", ROOT_CASES, ids=ROOT_IDS)
+def test_root_kernel_solves_the_map_everywhere(case):
+    from r2d2formula.backend.r2_map_op import KINDS, solve
+    from r2d2formula.priors.r2_maps import LOG_W_MAX, LOG_W_MIN, logit_r2_of_w, root_log_w_guess
+
+    name, link, an, av, n = case
+    fam = get_family(name, link)
+    kind = KINDS[(fam.name, fam.link)]
+    y, b = np.meshgrid(np.linspace(-23, 23, 47), np.linspace(-8, 8, 9))
+    u = np.vectorize(lambda yy, bb: solve(kind, yy, bb, n, av or 1.0))(y, b)
+    assert np.all((u >= LOG_W_MIN) & (u <= LOG_W_MAX))
+    # it lands on the root, and where the NumPy guess does; at R2 = 1e-10 and |beta0| = 8
+    # g itself carries rounding noise of about 1e-5 (Var mu cancels)
+    g = logit_r2_of_w(fam, np.exp(u), b, _aux(an, av), n)
+    np.testing.assert_allclose(g, y, atol=1e-4)
+    central = np.abs(y) <= 15
+    np.testing.assert_allclose(g[central], y[central], atol=1e-9)
+    guess = root_log_w_guess(fam, y, b, _aux(an, av), n)
+    np.testing.assert_allclose(u[central], guess[central], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", "FAST_RUN", "NUMBA", "JAX"])
+def test_root_op_runs_in_every_backend(mode):
+    if mode == "NUMBA":
+        pytest.importorskip("numba")
+    if mode == "JAX":
+        pytest.importorskip("jax")
+    from r2d2formula.backend.r2_map_op import LogWOfR2
+
+    for fam, aux in [(get_family("bernoulli"), {}), (get_family("binomial", "probit"), {}),
+                     (get_family("negativebinomial"), {"alpha": 3.0})]:
+        r, b = pt.dvector("r"), pt.dscalar("b")
+        w = w_of_r2(fam, r, b, aux, 4.0, xp=PYTENSOR)
+        f = pytensor.function([r, b], [w, pt.grad(w.sum(), b)], mode=mode)
+        rv = np.array([1e-4, 0.3, 0.9])
+        got, dgot = f(rv, 0.7)
+        np.testing.assert_allclose(got, w_of_r2(fam, rv, 0.7, aux, 4.0), rtol=1e-9)
+        h = 1e-6
+        fd = (w_of_r2(fam, rv, 0.7 + h, aux, 4.0) - w_of_r2(fam, rv, 0.7 - h, aux, 4.0)).sum()
+        assert float(dgot) == pytest.approx(fd / (2 * h), rel=1e-5)
+        if mode != "JAX":  # one node for the map in the compiled graph, not an iteration
+            roots = [node for node in f.maker.fgraph.apply_nodes
+                     if isinstance(node.op, LogWOfR2)]
+            assert len(roots) == 1

@@ -10,6 +10,8 @@ from typing import Any
 import pytensor.tensor as pt
 from pytensor.gradient import disconnected_grad, grad
 
+from r2d2formula.backend.r2_map_op import log_w_of_r2
+
 __all__ = ["PYTENSOR"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -47,4 +49,5 @@ PYTENSOR = SimpleNamespace(
     ones_like=pt.ones_like,
     stop_gradient=disconnected_grad,
     elementwise_derivative=_elementwise_derivative,
+    log_w_of_r2=log_w_of_r2,
 )

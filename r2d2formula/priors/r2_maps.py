@@ -13,7 +13,8 @@ measured relative to its supremum over W (1 except for the negative binomial, wh
 :math:`\alpha / (1 + \alpha)`). Every function here is written once over an array namespace
 ``xp``: :data:`r2d2formula._xp.NUMPY` (default) or ``r2d2formula.backend.xp.PYTENSOR``, so the
 same code runs in NumPy (GBP fitting, prior checks) and in the PyMC graph (any backend: C,
-numba, JAX; there are no custom Ops and no scan).
+numba, JAX). One exception: in the PyMC graph the inverse of the exact map is one compiled Op
+(:mod:`r2d2formula.backend.r2_map_op`), whose JAX form runs this module's code.
 
 :func:`r2_by_integration` is an independent brute-force check by adaptive quadrature that
 shares no code with :func:`r2_of_w`.
@@ -58,8 +59,10 @@ _MAX_STEP = 3.0  # largest Newton step on log W
 _MIN_SLOPE = 0.05  # floor of d logit(R2) / d log W (the true slope is >= 0.4 everywhere)
 _TINY = 1e-300
 
-# Gauss-Legendre rule on [-1, 1] for the probit angle integrals.
+# Gauss-Legendre rules on [-1, 1] for the probit angle integrals: the exact map, and the
+# coarse rule of the root finder's bracketing grid and Newton slopes (see _solve_log_w).
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(40)
+_GL_X_COARSE, _GL_W_COARSE = np.polynomial.legendre.leggauss(10)
 
 
 def _kolmogorov_pdf(k: np.ndarray) -> np.ndarray:
@@ -90,6 +93,9 @@ def _logistic_scale_mixture(step: float = 0.08) -> tuple[np.ndarray, np.ndarray]
 
 
 _MIX_S, _MIX_C = _logistic_scale_mixture()
+# 24 nodes, |error of expit| < 2e-9: only the root finder's guess and slopes use it (coarser
+# rules lose the tails: at beta0 = -8 and 16 nodes the guess is off by a factor of e^600).
+_MIX_S_COARSE, _MIX_C_COARSE = _logistic_scale_mixture(step=0.2)
 
 
 def _aux_value(family: Family, aux: dict | None, name: str) -> Any:
@@ -124,8 +130,12 @@ def _last(x: Any, xp: Any) -> Any:
 
 
 def _log_parts(family: Family, w: Any, beta0: Any, aux: dict | None, trials: Any,
-               xp: Any) -> tuple[Any, Any]:
-    """(log num, log rest) with relative R2 = num / (num + rest), family by family."""
+               xp: Any, coarse: bool = False) -> tuple[Any, Any]:
+    """(log num, log rest) with relative R2 = num / (num + rest), family by family.
+
+    ``coarse`` swaps the quadrature of the bernoulli / binomial maps for a rule about five
+    times cheaper (relative error about 1e-4): the root finder's guess and slopes only.
+    """
     w = _float(w, xp)
     beta0 = _float(beta0, xp)
     trials = _float(trials, xp)
@@ -143,21 +153,24 @@ def _log_parts(family: Family, w: Any, beta0: Any, aux: dict | None, trials: Any
         log_rest = -w + xp.logaddexp(-xp.log(alpha), -beta0 - 0.5 * w)
         return log_num, log_rest
     if family.name in ("bernoulli", "binomial") and family.link == "probit":
-        return _probit_log_parts(w, beta0, _n_trials(family, trials), xp)
+        rule = (_GL_X_COARSE, _GL_W_COARSE) if coarse else (_GL_X, _GL_W)
+        return _probit_log_parts(w, beta0, _n_trials(family, trials), xp, rule)
     if family.name in ("bernoulli", "binomial") and family.link == "logit":
-        return _logit_log_parts(w, beta0, _n_trials(family, trials), xp)
+        rule = (_MIX_S_COARSE, _MIX_C_COARSE) if coarse else (_MIX_S, _MIX_C)
+        return _logit_log_parts(w, beta0, _n_trials(family, trials), xp, rule)
     raise FamilyError(f"no R2 map for family {family.name!r} with link {family.link!r}")
 
 
-def _probit_log_parts(w: Any, beta0: Any, n: Any, xp: Any) -> tuple[Any, Any]:
+def _probit_log_parts(w: Any, beta0: Any, n: Any, xp: Any,
+                      rule: tuple[np.ndarray, np.ndarray]) -> tuple[Any, Any]:
     # Var Phi(eta) = (1/2pi) int_0^th1 exp(-h^2/(1 + sin t)) dt,
     # E Phi(1 - Phi) = (1/2pi) int_0^th2 exp(-h^2/(1 + cos t)) dt, common factor e^(-h^2/2) out.
     h2 = xp.square(beta0) / (1.0 + w)
     root = xp.sqrt(1.0 + 2.0 * w)
     th1 = xp.arctan(w / root)
     th2 = xp.arctan(root / w)
-    x = xp.asarray(0.5 * (_GL_X + 1.0))
-    gw = xp.asarray(_GL_W)
+    x = xp.asarray(0.5 * (rule[0] + 1.0))
+    gw = xp.asarray(rule[1])
     # (1 - sin t)/(1 + sin t) = tan^2(pi/4 - t/2);  (1 - cos t)/(1 + cos t) = tan^2(t/2)
     psi = math.pi / 4 - 0.5 * _last(th1, xp) * x
     tan2_a = xp.square(xp.sin(psi) / xp.cos(psi))
@@ -168,12 +181,14 @@ def _probit_log_parts(w: Any, beta0: Any, n: Any, xp: Any) -> tuple[Any, Any]:
     return xp.log(num), xp.log(rest) - xp.log(n)
 
 
-def _logit_log_parts(w: Any, beta0: Any, n: Any, xp: Any) -> tuple[Any, Any]:
+def _logit_log_parts(w: Any, beta0: Any, n: Any, xp: Any,
+                     rule: tuple[np.ndarray, np.ndarray]) -> tuple[Any, Any]:
     # expit(x) = sum_i c_i Phi(x / s_i)  =>  with eta ~ N(b, W) and q_i = (s_i^2 + W)^(-1/2):
     #   m = E mu = sum c_i Phi(b q_i),  1 - m = sum c_i Phi(-b q_i),
     #   e = E mu(1 - mu) = E expit'(eta) = sum c_i q_i phi(b q_i),   Var mu = m (1 - m) - e.
-    s2 = xp.asarray(_MIX_S**2)
-    c = xp.asarray(_MIX_C)
+    scales, weights = rule
+    s2 = xp.asarray(scales**2)
+    c = xp.asarray(weights)
     b = _last(beta0, xp)
 
     def moments(q: Any) -> tuple[Any, Any]:
@@ -184,7 +199,7 @@ def _logit_log_parts(w: Any, beta0: Any, n: Any, xp: Any) -> tuple[Any, Any]:
         return m * mbar - e, e
 
     var_w, e = moments(1.0 / xp.sqrt(s2 + _last(w, xp)))
-    var_0, _ = moments(xp.asarray(1.0 / _MIX_S))
+    var_0, _ = moments(xp.asarray(1.0 / scales))
     # Subtracting the rule's own (1e-16-sized) defect at W = 0 makes Var mu(0) = 0 exactly.
     var = xp.maximum(var_w - var_0, _TINY)
     return xp.log(var), xp.log(e) - xp.log(n)
@@ -315,17 +330,21 @@ def w_of_r2(family: Family, r2: ArrayLike, beta0: ArrayLike = 0.0, aux: dict | N
     1. a vectorised initial guess: :math:`g` on a fixed grid of 93 values of u (two per decade of
        W, 1e-16 to 1e30) and the piecewise-linear inverse
        :math:`u_0 = u_{(0)} + \sum_j \Delta u_j\,\mathrm{clip}((y - g_j)/\Delta g_j, 0, 1)`
-       (elementwise operations and a sum: no sorting, no indexing);
-    2. three unrolled Newton steps on u (step at most 3, u kept in the grid range), inside
-       ``stop_gradient``;
+       (elementwise operations and a sum: no sorting, no indexing); for bernoulli and binomial
+       g is evaluated there with a coarser quadrature (24 mixture nodes instead of 60, 10
+       Gauss-Legendre points instead of 40);
+    2. three unrolled Newton steps on u (step at most 3, u kept in the grid range, slopes
+       from the coarse g), inside ``stop_gradient``;
     3. one more Newton step written as
        :math:`u = \bar u - (g(\bar u; \beta_0, \mathrm{aux}) - y) / \overline{g'(\bar u)}`, with
        bars for ``stop_gradient``: its value is the root and its gradients are the exact
        implicit ones, :math:`\partial u/\partial y = 1/g'` and
        :math:`\partial u/\partial\theta = -(\partial g/\partial\theta)/g'`.
 
-    In PyTensor g' comes from ``pytensor.gradient.grad`` (first order only; NUTS never
-    differentiates through the solver), in NumPy from a central difference.
+    In NumPy g' comes from a central difference, in JAX from forward-mode autodiff. In the
+    PyTensor graph the map is one Op (:mod:`r2d2formula.backend.r2_map_op`): a safeguarded
+    Newton iteration in numba to the same root, and the same implicit gradients from a second
+    Op; tests check that the two paths agree.
     Round trip: :math:`|R^2(W(r)) - r| \le 10^{-8} r` over r in [1e-6, 1 - 1e-6] and beta0 in
     [-8, 8], every family and link (tests). The gaussian inverse is the closed form
     :math:`W = \sigma^2 r / (1 - r)`.
@@ -371,22 +390,47 @@ def _solve_log_w(family: Family, r: Any, beta0: Any, aux: dict | None, trials: A
     def g(u: Any) -> Any:
         return logit_r2_of_w(family, xp.exp(u), beta0, aux, trials, xp)
 
+    # PyTensor: the whole map as one compiled numeric Op with implicit gradients
+    # (r2d2formula.backend.r2_map_op); NumPy and JAX: the vectorised guess and one Newton
+    # step written so that its gradients are the implicit ones
+    if hasattr(xp, "log_w_of_r2"):
+        return xp.log_w_of_r2(family, r, beta0, aux, trials)
+    u = xp.stop_gradient(root_log_w_guess(family, y, beta0, aux, trials, xp))
+    slope = xp.stop_gradient(xp.maximum(xp.elementwise_derivative(g, u), _MIN_SLOPE))
+    # The clip is inactive at a converged root; it only keeps W finite where g is unreliable.
+    return u - xp.clip((g(u) - y) / slope, -_MAX_STEP, _MAX_STEP)
+
+
+def root_log_w_guess(family: Family, y: Any, beta0: Any, aux: dict | None, trials: Any,
+                     xp: Any = NUMPY) -> Any:
+    """log W with logit R2(W) = ``y``, to about 1e-8, by a grid and three Newton steps.
+
+    Elementwise operations and sums only (no loop, no sorting), so it runs in any array
+    namespace: NumPy, and JAX for the PyTensor Op's JAX form. See :func:`w_of_r2`.
+    """
+    aux = _float_aux(aux, xp)
+
+    def g(u: Any) -> Any:
+        return logit_r2_of_w(family, xp.exp(u), beta0, aux, trials, xp)
+
+    def g_coarse(u: Any) -> Any:
+        log_num, log_rest = _log_parts(family, xp.exp(u), beta0, aux, trials, xp, coarse=True)
+        return log_num - log_rest
+
     grid = _LOG_W_GRID
     aux_grid = {k: _last(v, xp) for k, v in aux.items()}
-    g_grid = logit_r2_of_w(family, xp.asarray(np.exp(grid)), _last(beta0, xp), aux_grid,
-                           _last(trials, xp), xp)
+    log_num, log_rest = _log_parts(family, xp.asarray(np.exp(grid)), _last(beta0, xp), aux_grid,
+                                   _last(trials, xp), xp, coarse=True)
+    g_grid = log_num - log_rest
     dg = g_grid[..., 1:] - g_grid[..., :-1]
     frac = xp.clip((_last(y, xp) - g_grid[..., :-1]) / xp.maximum(dg, 1e-12), 0.0, 1.0)
     u = grid[0] + xp.sum(xp.asarray(np.diff(grid)) * frac, axis=-1)
     for _ in range(_NEWTON_STEPS):
         u = xp.stop_gradient(u)
-        slope = xp.maximum(xp.elementwise_derivative(g, u), _MIN_SLOPE)
+        slope = xp.maximum(xp.elementwise_derivative(g_coarse, u), _MIN_SLOPE)
         step = xp.clip((g(u) - y) / slope, -_MAX_STEP, _MAX_STEP)
         u = xp.clip(u - step, LOG_W_MIN, LOG_W_MAX)
-    u = xp.stop_gradient(u)
-    slope = xp.stop_gradient(xp.maximum(xp.elementwise_derivative(g, u), _MIN_SLOPE))
-    # The clip is inactive at a converged root; it only keeps W finite where g is unreliable.
-    return u - xp.clip((g(u) - y) / slope, -_MAX_STEP, _MAX_STEP)
+    return u
 
 
 def log_density_w(family: Family, w: ArrayLike, a: float, b: float, beta0: ArrayLike = 0.0,
