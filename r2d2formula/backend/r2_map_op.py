@@ -27,6 +27,7 @@ loops; tests check that both give the same root, value and gradients.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numba
@@ -365,8 +366,7 @@ def _register_jax() -> None:
 
     def jax_log_w(kind: int):
         """log W(r, beta0, trials, alpha) in JAX: the NumPy path's guess and implicit step."""
-        from r2d2formula.backend.jax_xp import JAX
-
+        JAX = _jax_namespace()
         family = _family_of(kind)
 
         def log_w(r, beta0, trials, alpha):
@@ -391,6 +391,26 @@ def _register_jax() -> None:
             return jnp.stack(vjp(jnp.ones_like(r)))
 
         return sensitivities_jax
+
+
+def _jax_namespace() -> SimpleNamespace:
+    """The JAX array namespace of r2_maps' functions (JAX is imported only here)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy import special
+
+    def elementwise_derivative(f, x):  # d f(x) / dx for an elementwise f, forward mode
+        return jax.jvp(f, (x,), (jnp.ones_like(x),))[1]
+
+    return SimpleNamespace(
+        name="jax", exp=jnp.exp, expm1=jnp.expm1, log=jnp.log, log1p=jnp.log1p, sqrt=jnp.sqrt,
+        square=jnp.square, abs=jnp.abs, where=jnp.where, maximum=jnp.maximum,
+        minimum=jnp.minimum, clip=jnp.clip, sum=jnp.sum, asarray=jnp.asarray,
+        sigmoid=jax.nn.sigmoid, log_sigmoid=jax.nn.log_sigmoid, normal_cdf=special.ndtr,
+        normal_pdf=lambda x: jnp.exp(-0.5 * jnp.square(x)) / math.sqrt(2.0 * math.pi),
+        erfc=special.erfc, sin=jnp.sin, cos=jnp.cos, arctan=jnp.arctan,
+        logaddexp=jnp.logaddexp, ones_like=jnp.ones_like, stop_gradient=jax.lax.stop_gradient,
+        elementwise_derivative=elementwise_derivative)
 
 
 def _family_of(kind: int) -> Family:
