@@ -263,6 +263,8 @@ class Suite:
                                tune=s.m5_tune, chains=s.chains, timeout_s=limit,
                                section="scale-design", memory_limit_gb=mem)
                 design_ok[tool] = rec["status"] == "ok"
+            if self.args.m5_design_only:
+                continue
             if not design_ok[tool]:
                 self._unavailable(model, contender, "fit", "scale",
                                   "skipped: the design build failed (see scale-design)")
@@ -358,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m5-timeout", type=float, default=None,
                         help="seconds per model-5 run (default 900: 15 minutes; quick: 300)")
     parser.add_argument("--m5-rows", type=int, default=None)
+    parser.add_argument("--m5-design-only", action="store_true",
+                        help="model 5: measure each tool's design build, fit nothing")
     parser.add_argument("--bambi-memory-gb", type=float, default=8.0,
                         help="address-space limit of Bambi's model-5 processes")
     parser.add_argument("--bambi-python", default=DEFAULT_BAMBI_PYTHON)

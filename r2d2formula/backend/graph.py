@@ -52,6 +52,7 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.dist_math import normal_lcdf
 
+from r2d2formula.backend import numba_ops  # noqa: F401 (numba implementations of PyMC ops)
 from r2d2formula.backend.pilot import pilot_data, pilot_fit
 from r2d2formula.backend.xp import PYTENSOR
 from r2d2formula.design.types import Design
@@ -256,8 +257,8 @@ def build_model(
 
     with pm.Model(coords=coords) as model:
         # ---- data -------------------------------------------------------------------
-        data = {name: pm.Data(name, value, dims=_data_dims(name, value))
-                for name, value in graph_data(design, family, priors).items()}
+        data = _known_shapes({name: pm.Data(name, value, dims=_data_dims(name, value))
+                              for name, value in graph_data(design, family, priors).items()})
         if predictive:
             for switch in ("new_levels_on", "group_effects_on"):
                 data[switch] = pm.Data(switch, np.asarray(1.0))
@@ -328,7 +329,35 @@ def build_model(
 def _pilot_containers(names, pilot) -> list[pt.TensorVariable]:
     """The pilot's numbers (:func:`~r2d2formula.backend.pilot.pilot_data`) as ``pm.Data``."""
     values = pilot_data(pilot())
-    return [pm.Data(name, values[name]) for name in names]
+    return list(_known_shapes({name: pm.Data(name, values[name]) for name in names}).values())
+
+
+def _known_shapes(containers: dict[str, pt.TensorVariable]) -> dict[str, pt.TensorVariable]:
+    """The data ``containers`` with every length the model structure fixes stated in the graph.
+
+    Only the number of rows changes between data sets of one structure (prediction sets new
+    rows, all row arrays together); columns, levels and every per-coefficient or per-level
+    number are fixed by the structure (:func:`~r2d2formula.backend.reuse.structure_key`), and
+    every row array has the rows of ``y_observed``. Stating this lets PyTensor drop the run-time
+    broadcast checks between these arrays. Why it matters: PyTensor assembles the fused graph
+    of those checks with its inputs in an order that changes from process to process, so the
+    compiled log density got a new numba cache key in every process and was compiled anew
+    each time (10-30 s); with the checks gone the key is the same and the compiled function is
+    loaded from the on-disk cache.
+    """
+    rows = containers["y_observed"].shape[0] if "y_observed" in containers else None
+    out = {}
+    for name, container in containers.items():
+        shape = container.get_value(borrow=True).shape
+        if name == "y_observed":
+            out[name] = container
+        elif _data_dims(name, container) == OBS_DIM:
+            out[name] = pt.specify_shape(container, (rows,))
+        elif name == "X" or (name.startswith("Z_") and not name.startswith("Z_scales_")):
+            out[name] = pt.specify_shape(container, (rows, *shape[1:]))
+        else:
+            out[name] = pt.specify_shape(container, shape)
+    return out
 
 
 def _absorbed_shifts(design, pilot, beta0, b, b_hat) -> dict[str, dict[int, pt.TensorVariable]]:
@@ -463,16 +492,27 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden,
         )
         table = pt.concatenate([r, r_new], axis=0)
 
-    # contribution: sum_t Z[:, t] * r[codes, t]; intercept columns need no Z data
-    r_rows = table[data[f"codes_{factor}"]]
+    # contribution: sum_t Z[:, t] * r[codes, t]; intercept columns need no Z data. Columns
+    # are taken from the level table before the rows are gathered: a gather of the columns
+    # needed only, and a row count PyTensor knows (that of the codes), so no run-time
+    # broadcast check between row arrays (see _known_shapes)
+    codes = data[f"codes_{factor}"]
     is_intercept = np.array([label == "1" for label in labels])
     contribution = 0.0
     if is_intercept.any():
-        contribution = r_rows[:, np.flatnonzero(is_intercept)].sum(axis=1)
+        contribution = _columns(table, np.flatnonzero(is_intercept)).sum(axis=1)[codes]
     if (~is_intercept).any():
         Z = data[f"Z_{factor}"]
-        contribution = contribution + (Z * r_rows[:, np.flatnonzero(~is_intercept)]).sum(axis=1)
+        slopes = _columns(table, np.flatnonzero(~is_intercept))[codes]
+        contribution = contribution + (Z * slopes).sum(axis=1)
     return contribution
+
+
+def _columns(table: pt.TensorVariable, cols: np.ndarray) -> pt.TensorVariable:
+    """``table[:, cols]``, as a basic slice where the columns are contiguous."""
+    if np.array_equal(cols, np.arange(cols[0], cols[0] + len(cols))):
+        return table[:, int(cols[0]):int(cols[0]) + len(cols)]
+    return table[:, cols]
 
 
 def _correlation_blocks(factor, terms, hidden):
