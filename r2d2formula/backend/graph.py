@@ -195,7 +195,7 @@ def _r2_and_w(family, priors, beta0, aux, data):
     return R2, W
 
 
-def _data_dims(name: str, value: np.ndarray) -> tuple[str, ...] | str | None:
+def _data_dims(name: str) -> tuple[str, ...] | str | None:
     """Dims of a data container: the observation dim for per-row vectors, ``coef`` too for X."""
     if name == "X":
         return (OBS_DIM, "coef")
@@ -257,7 +257,7 @@ def build_model(
 
     with pm.Model(coords=coords) as model:
         # ---- data -------------------------------------------------------------------
-        data = _known_shapes({name: pm.Data(name, value, dims=_data_dims(name, value))
+        data = _known_shapes({name: pm.Data(name, value, dims=_data_dims(name))
                               for name, value in graph_data(design, family, priors).items()})
         if predictive:
             for switch in ("new_levels_on", "group_effects_on"):
@@ -351,7 +351,7 @@ def _known_shapes(containers: dict[str, pt.TensorVariable]) -> dict[str, pt.Tens
         shape = container.get_value(borrow=True).shape
         if name == "y_observed":
             out[name] = container
-        elif _data_dims(name, container) == OBS_DIM:
+        elif _data_dims(name) == OBS_DIM:
             out[name] = pt.specify_shape(container, (rows,))
         elif name == "X" or (name.startswith("Z_") and not name.startswith("Z_scales_")):
             out[name] = pt.specify_shape(container, (rows, *shape[1:]))
