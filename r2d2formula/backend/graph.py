@@ -195,6 +195,13 @@ def _r2_and_w(family, priors, beta0, aux, data):
     return R2, W
 
 
+def is_observation_level(name: str) -> bool:
+    """Whether the data container ``name`` holds one entry per row (X, offset, trials,
+    codes_<f>, Z_<f>, y_observed): the containers a prediction or a refit with other rows sets."""
+    return (name in ("X", "offset", "trials", "y_observed") or name.startswith("codes_")
+            or (name.startswith("Z_") and not name.startswith("Z_scales_")))
+
+
 def _data_dims(name: str) -> tuple[str, ...] | str | None:
     """Dims of a data container: the observation dim for per-row vectors, ``coef`` too for X."""
     if name == "X":
@@ -351,9 +358,7 @@ def _known_shapes(containers: dict[str, pt.TensorVariable]) -> dict[str, pt.Tens
         shape = container.get_value(borrow=True).shape
         if name == "y_observed":
             out[name] = container
-        elif _data_dims(name) == OBS_DIM:
-            out[name] = pt.specify_shape(container, (rows,))
-        elif name == "X" or (name.startswith("Z_") and not name.startswith("Z_scales_")):
+        elif is_observation_level(name):
             out[name] = pt.specify_shape(container, (rows, *shape[1:]))
         else:
             out[name] = pt.specify_shape(container, shape)

@@ -14,9 +14,25 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["is_positive_definite"]
+__all__ = ["is_positive_definite", "register_numba"]
 
 _CACHE_VERSION = "v1"
+
+
+def register_numba(op_type: type, funcify, cache_key) -> None:
+    """Register ``funcify(op, node)`` as the numba implementation of ``op_type``, cached on
+    disk under ``cache_key(op)`` (a string that changes whenever the generated code does)."""
+    from pytensor.link.numba.dispatch import basic as numba_basic
+
+    register = getattr(numba_basic, "register_funcify_and_cache_key", None)
+    if register is None:  # PyTensor before the numba cache keys: an implementation at least
+        numba_basic.numba_funcify.register(op_type)(funcify)
+        return
+
+    def funcify_with_key(op, node=None, **kwargs):
+        return funcify(op, node), cache_key(op)
+
+    register(op_type)(funcify_with_key)
 
 
 @numba.njit(cache=True)
@@ -25,7 +41,7 @@ def is_positive_definite(x: np.ndarray) -> bool:
     its lower triangle (as ``numpy.linalg.cholesky``, which PyMC's check calls), stopping at
     the first pivot that is not positive (NaN included) instead of raising."""
     n = x.shape[0]
-    if x.ndim != 2 or x.shape[1] != n:
+    if x.shape[1] != n:
         return False
     chol = np.zeros((n, n))
     for j in range(n):
@@ -45,7 +61,6 @@ def is_positive_definite(x: np.ndarray) -> bool:
 
 def _register() -> None:
     from pymc.distributions.multivariate import PosDefMatrix
-    from pytensor.link.numba.dispatch import basic as numba_basic
 
     def funcify(op, node=None, **kwargs):
         @numba.njit
@@ -54,15 +69,7 @@ def _register() -> None:
 
         return posdef_check
 
-    register = getattr(numba_basic, "register_funcify_and_cache_key", None)
-    if register is None:  # PyTensor before the numba cache keys: an implementation at least
-        numba_basic.numba_funcify.register(PosDefMatrix)(funcify)
-        return
-
-    def funcify_with_key(op, node=None, **kwargs):
-        return funcify(op, node), f"r2d2formula.PosDefMatrix.{_CACHE_VERSION}"
-
-    register(PosDefMatrix)(funcify_with_key)
+    register_numba(PosDefMatrix, funcify, lambda op: f"r2d2formula.PosDefMatrix.{_CACHE_VERSION}")
 
 
 _register()

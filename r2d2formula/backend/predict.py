@@ -23,7 +23,7 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from r2d2formula.backend.graph import OBS_DIM, GraphInfo, graph_data
+from r2d2formula.backend.graph import OBS_DIM, GraphInfo, graph_data, is_observation_level
 from r2d2formula.design.types import Design
 from r2d2formula.families import Family
 from r2d2formula.priors.defaults import ResolvedPriors
@@ -46,9 +46,7 @@ def default_chunk_size(n_samples: int) -> int:
 def observation_data(design: Design, family: Family, priors: ResolvedPriors) -> dict:
     """The observation-level data of ``design`` (X, offset, trials, codes, Z; y as zeros)."""
     values = graph_data(design, family, priors)
-    keep = {"X", "offset", "trials", "y_observed"}
-    out = {name: value for name, value in values.items()
-           if name in keep or name.startswith(("codes_", "Z_")) and not name.startswith("Z_scales_")}
+    out = {name: value for name, value in values.items() if is_observation_level(name)}
     # the response of new data is unknown; the likelihood node needs a valid value, not NaN
     out["y_observed"] = np.zeros(design.n_obs)
     return out
@@ -56,10 +54,7 @@ def observation_data(design: Design, family: Family, priors: ResolvedPriors) -> 
 
 def observation_data_names(model: pm.Model) -> list[str]:
     """Names of the graph's observation-level data containers."""
-    return [v.name for v in model.data_vars
-            if v.name in ("X", "offset", "trials", "y_observed")
-            or v.name.startswith("codes_")
-            or (v.name.startswith("Z_") and not v.name.startswith("Z_scales_"))]
+    return [v.name for v in model.data_vars if is_observation_level(v.name)]
 
 
 def _slice_rows(values: dict, rows: slice) -> dict:

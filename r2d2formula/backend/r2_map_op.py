@@ -326,7 +326,7 @@ def log_w_of_r2(family: Family, r: Any, beta0: Any, aux: dict | None, trials: An
 
 # ---- backends --------------------------------------------------------------------------------
 def _register_numba() -> None:
-    from pytensor.link.numba.dispatch import basic as numba_basic
+    from r2d2formula.backend.numba_ops import register_numba
 
     def funcify(op, node=None, **kwargs):
         kind = op.kind
@@ -346,16 +346,9 @@ def _register_numba() -> None:
 
         return sensitivities_kernel
 
-    register = getattr(numba_basic, "register_funcify_and_cache_key", None)
     for op_type in (LogWOfR2, LogWOfR2Grad):
-        if register is None:  # PyTensor before the numba cache keys
-            numba_basic.numba_funcify.register(op_type)(funcify)
-            continue
-
-        def funcify_with_key(op, node=None, **kwargs):
-            return funcify(op, node), f"r2d2formula.{type(op).__name__}.v1.kind{op.kind}"
-
-        register(op_type)(funcify_with_key)
+        register_numba(op_type, funcify,
+                       lambda op: f"r2d2formula.{type(op).__name__}.v1.kind{op.kind}")
 
 
 def _register_jax() -> None:

@@ -21,7 +21,13 @@ from typing import Any
 import numpy as np
 import pymc as pm
 
-from r2d2formula.backend.graph import OBS_DIM, GraphInfo, build_model, graph_data
+from r2d2formula.backend.graph import (
+    OBS_DIM,
+    GraphInfo,
+    build_model,
+    graph_data,
+    is_observation_level,
+)
 from r2d2formula.backend.pilot import pilot_data, pilot_fit
 from r2d2formula.design.types import Design
 from r2d2formula.families import Family
@@ -138,10 +144,6 @@ class CompiledGraphs:
         if observations:
             pm.set_data(values, model=model, coords={OBS_DIM: np.arange(design.n_obs)})
         else:  # observation-level data are set per prediction
-            pm.set_data({k: v for k, v in values.items() if not _observation_level(k)},
+            pm.set_data({k: v for k, v in values.items() if not is_observation_level(k)},
                         model=model)
 
-
-def _observation_level(name: str) -> bool:
-    return (name in ("X", "offset", "trials", "y_observed") or name.startswith("codes_")
-            or (name.startswith("Z_") and not name.startswith("Z_scales_")))
