@@ -50,9 +50,9 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pymc.distributions.dist_math import normal_lcdf
 
 from r2d2formula.backend import numba_ops  # noqa: F401 (numba implementations of PyMC ops)
+from r2d2formula.backend.likelihood import NORMALIZER, add_likelihood, log_normalizer
 from r2d2formula.backend.pilot import pilot_data, pilot_fit
 from r2d2formula.backend.xp import PYTENSOR
 from r2d2formula.design.types import Design
@@ -63,6 +63,7 @@ from r2d2formula.priors.spec import Prior
 __all__ = ["build_model", "GraphInfo", "OBS_DIM", "graph_data"]
 
 OBS_DIM = "__obs__"
+_ROW_VECTORS = ("offset", "trials", "y_observed", NORMALIZER)
 _RESERVED = {"Intercept", "beta0", "b", "sigma", "alpha", "R2", "W", "phi", "eta", "mu"}
 
 
@@ -91,7 +92,8 @@ def graph_data(design: Design, family: Family, priors: ResolvedPriors) -> dict[s
     """Every value the graph reads from the data, by ``pm.Data`` name.
 
     The graph holds no number derived from the data as a constant: observations (``X``,
-    ``offset``, ``trials``, ``codes_<f>``, ``Z_<f>``, ``y_observed``), column statistics
+    ``offset``, ``trials``, ``codes_<f>``, ``Z_<f>``, ``y_observed`` and its log-density term
+    ``y_log_normalizer``, :mod:`~r2d2formula.backend.likelihood`), column statistics
     (``X_means``, ``X_scales``, ``Z_scales_<f>``: the s_j of SPEC section 2), the parameters of
     the intercept and auxiliary priors (``prior_<parameter>_<argument>``, data-based by default)
     and the R2-map inputs (``r2map_shift``, the mean offset; ``r2map_trials``; ``gbp_params``).
@@ -122,6 +124,9 @@ def graph_data(design: Design, family: Family, priors: ResolvedPriors) -> dict[s
         values[f"Z_scales_{factor}"] = (np.concatenate([t.scales for t in terms]).astype(float)
                                         if autoscale else np.ones(q))
     values["y_observed"] = np.asarray(design.response.values, dtype=float)
+    normalizer = log_normalizer(family, values["y_observed"], design.response.trials)
+    if normalizer is not None:
+        values[NORMALIZER] = normalizer
     if common.intercept:
         values.update(_prior_data_params("beta0", priors.intercept))
     for name, prior in priors.aux.items():
@@ -197,8 +202,9 @@ def _r2_and_w(family, priors, beta0, aux, data):
 
 def is_observation_level(name: str) -> bool:
     """Whether the data container ``name`` holds one entry per row (X, offset, trials,
-    codes_<f>, Z_<f>, y_observed): the containers a prediction or a refit with other rows sets."""
-    return (name in ("X", "offset", "trials", "y_observed") or name.startswith("codes_")
+    codes_<f>, Z_<f>, y_observed, y_log_normalizer): the containers a prediction or a refit
+    with other rows sets."""
+    return (name in _ROW_VECTORS or name == "X" or name.startswith("codes_")
             or (name.startswith("Z_") and not name.startswith("Z_scales_")))
 
 
@@ -206,7 +212,7 @@ def _data_dims(name: str) -> tuple[str, ...] | str | None:
     """Dims of a data container: the observation dim for per-row vectors, ``coef`` too for X."""
     if name == "X":
         return (OBS_DIM, "coef")
-    if name in ("offset", "trials", "y_observed") or name.startswith("codes_"):
+    if name in _ROW_VECTORS or name.startswith("codes_"):
         return OBS_DIM
     return None
 
@@ -305,7 +311,8 @@ def build_model(
                           np.sqrt(0.5) if laplace else 1.0, b_hat, prec, dims="coef")
             hidden.append("b_u")
             b = pm.Deterministic("b", b, dims="coef")
-            eta = eta + pt.dot(X - means, b)
+            # X b - means b: the centering costs p numbers per gradient, not n x p
+            eta = eta + (pt.dot(X, b) - pt.dot(means, b))
             if common.intercept:
                 pm.Deterministic("Intercept", beta0 - pt.dot(means, b))
         elif common.intercept:
@@ -326,7 +333,10 @@ def build_model(
 
         if predictive:
             pm.Deterministic("eta", eta, dims=OBS_DIM)
-        _likelihood(family, obs_name, eta, aux, trials, y_data, predictive)
+        if predictive:
+            pm.Deterministic("mu", family.mean(eta, PYTENSOR), dims=OBS_DIM)
+        add_likelihood(family, obs_name, eta, aux, trials, y_data, data.get(NORMALIZER),
+                       dims=OBS_DIM)
 
     info = GraphInfo(response=obs_name, factor_dims={f: f for f in design.factors},
                      term_dims=term_dims, hidden=tuple(hidden))
@@ -562,25 +572,3 @@ def _scale_and_correlate(z, blocks, sd):
             z_block = pt.dot(z_block, pt.linalg.cholesky(corr).T)
         parts.append(z_block * sd[cols])
     return parts[0] if len(parts) == 1 else pt.concatenate(parts, axis=1)
-
-
-def _likelihood(family, name, eta, aux, trials, y_data, predictive):
-    link = family.link
-    if predictive:
-        pm.Deterministic("mu", family.mean(eta, PYTENSOR), dims=OBS_DIM)
-    shape = {"dims": OBS_DIM, "observed": y_data}
-    if family.name == "gaussian":
-        return pm.Normal(name, mu=eta, sigma=aux["sigma"], **shape)
-    if family.name in ("bernoulli", "binomial"):
-        if link == "logit":
-            logit_p = eta
-        else:  # probit, with a stable log Phi so extreme eta stays finite
-            logit_p = normal_lcdf(0.0, 1.0, eta) - normal_lcdf(0.0, 1.0, -eta)
-        if family.name == "bernoulli":
-            return pm.Bernoulli(name, logit_p=logit_p, **shape)
-        return pm.Binomial(name, n=pt.cast(pt.round(trials), "int64"), logit_p=logit_p, **shape)
-    if family.name == "poisson":
-        return pm.Poisson(name, mu=pt.exp(eta), **shape)
-    if family.name == "negativebinomial":
-        return pm.NegativeBinomial(name, mu=pt.exp(eta), alpha=aux["alpha"], **shape)
-    raise NotImplementedError(f"no likelihood for family {family.name!r}")  # pragma: no cover

@@ -24,6 +24,7 @@ import pymc as pm
 import xarray as xr
 
 from r2d2formula.backend.graph import OBS_DIM, GraphInfo, graph_data, is_observation_level
+from r2d2formula.backend.likelihood import NORMALIZER
 from r2d2formula.design.types import Design
 from r2d2formula.families import Family
 from r2d2formula.priors.defaults import ResolvedPriors
@@ -49,6 +50,8 @@ def observation_data(design: Design, family: Family, priors: ResolvedPriors) -> 
     out = {name: value for name, value in values.items() if is_observation_level(name)}
     # the response of new data is unknown; the likelihood node needs a valid value, not NaN
     out["y_observed"] = np.zeros(design.n_obs)
+    if NORMALIZER in out:  # its log-density term: -log 0! = log C(n, 0) = 0
+        out[NORMALIZER] = np.zeros(design.n_obs)
     return out
 
 
