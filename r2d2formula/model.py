@@ -203,6 +203,7 @@ class Model:
         progressbar: bool = True,
         cores: int | None = None,
         data: pd.DataFrame | None = None,
+        log_likelihood: bool | None = None,
     ) -> Fit:
         """Sample the posterior.
 
@@ -225,6 +226,11 @@ class Model:
         progressbar : bool
         cores : int, optional
             Parallel chains (default: up to 2).
+        log_likelihood : bool, optional
+            Store the pointwise log-likelihood (rows x chains x draws numbers), which
+            :meth:`Fit.loo` and :meth:`Fit.waic` need. Default: stored when it takes at most
+            1 GB, else left out with a warning (a million rows and 4 x 1000 draws would take
+            32 GB); ``True`` stores it whatever its size.
 
         Returns
         -------
@@ -237,19 +243,21 @@ class Model:
             return self.with_data(data).fit(
                 draws=draws, tune=tune, chains=chains, sampler=sampler,
                 target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
-                cores=cores,
+                cores=cores, log_likelihood=log_likelihood,
             )
         sampler = sampler or DEFAULT_SAMPLER
         check_sampler(sampler)
         _check_positive_int(draws=draws, tune=tune, chains=chains)
         if not 0.0 < target_accept < 1.0:
             raise ArgumentError(f"target_accept must lie in (0, 1), got {target_accept!r}")
+        if log_likelihood is None:
+            log_likelihood = _store_log_likelihood(self.design.n_obs, chains, draws)
         model = self.build()
         compiled = self._compiled_graphs().nutpie_model() if sampler == "nutpie" else None
         idata, compiled = sample_model(
             model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
             target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
-            compiled=compiled,
+            compiled=compiled, log_likelihood=bool(log_likelihood),
         )
         if compiled is not None:
             self._graphs.compiled.setdefault(sampler, compiled)
@@ -376,6 +384,22 @@ class Model:
         from r2d2formula.display import model_latex
 
         return model_latex(self, environment)
+
+
+#: Largest pointwise log-likelihood :meth:`Model.fit` stores unless asked (bytes).
+LOG_LIKELIHOOD_BYTES = 2**30
+
+
+def _store_log_likelihood(n_obs: int, chains: int, draws: int) -> bool:
+    """Whether the default fit stores the pointwise log-likelihood; warns where it does not."""
+    size = 8 * n_obs * chains * draws
+    if size <= LOG_LIKELIHOOD_BYTES:
+        return True
+    warnings.warn(
+        f"the pointwise log-likelihood is not stored: {n_obs:,} rows x {chains} chains x "
+        f"{draws} draws would take {size / 2**30:.1f} GB of memory; loo() and waic() need it. "
+        "Pass fit(log_likelihood=True) to store it anyway", R2D2FormulaWarning, stacklevel=3)
+    return False
 
 
 def _check_positive_int(**values: int) -> None:

@@ -11,7 +11,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from r2d2formula.errors import ArgumentError, DiagnosticsWarning, warn_user
+from r2d2formula.errors import ArgumentError, DiagnosticsWarning, NotFittedError, warn_user
 
 if TYPE_CHECKING:
     from r2d2formula.model import Model
@@ -265,6 +265,7 @@ class Fit:
         Returns ``elpd_loo``, its ``se``, ``p_loo``, the pointwise ``loo_i`` and the Pareto k
         diagnostics (``pareto_k``).
         """
+        self._require_log_likelihood("loo")
         return az.loo(self.idata, pointwise=pointwise, **kwargs)
 
     def waic(self, *, pointwise: bool = True, **kwargs) -> az.ELPDData:
@@ -274,9 +275,17 @@ class Fit:
         (Pointwise by default: arviz 0.23 labels the total ``waic`` instead of ``elpd_waic``
         when ``pointwise=False``.)
         """
+        self._require_log_likelihood("waic")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return az.waic(self.idata, pointwise=pointwise, **kwargs)
+
+    def _require_log_likelihood(self, method: str) -> None:
+        if "log_likelihood" not in self.idata.groups():
+            raise NotFittedError(
+                f"{method}() needs the pointwise log-likelihood, which this fit did not store "
+                "(fit() leaves it out when it would exceed 1 GB); refit with "
+                "fit(log_likelihood=True)")
 
     def bayes_r2(self, *, summary: bool = False, hdi_prob: float = 0.94,
                  chunk_size: int | None = None):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -112,3 +114,47 @@ def test_graph_holds_the_normalizer_as_row_data():
     graph = Model("y ~ x + (1|g)", data, family="poisson").build()
     np.testing.assert_allclose(graph[NORMALIZER].get_value(),
                                -np.log([1.0, 1.0, 24.0, 2.0, 5040.0, 6.0]))
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_stored_log_likelihood_is_the_family_log_pmf(family):
+    """The pointwise log-likelihood of a fit is scipy's log pmf at the posterior mean."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    n = 30
+    data = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(list("abc"), n),
+                         "n": rng.integers(1, 9, n)})
+    data["y"] = rng.poisson(2.0, n) if family == "poisson" else rng.binomial(data["n"], 0.4)
+    formula = "y ~ x + (1|g)" if family == "poisson" else "y | trials(n) ~ x + (1|g)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = Model(formula, data, family=family).fit(
+            draws=20, tune=30, chains=1, progressbar=False, sampler="pymc", random_seed=1)
+        mu = fit.predict(kind="mean", summary=False)
+    mu = mu.values.reshape(-1, n)  # binomial: the mean proportion
+    stored = fit.idata.log_likelihood["y"].values.reshape(-1, n)
+    y = data["y"].to_numpy()
+    expected = (stats.poisson.logpmf(y, mu) if family == "poisson"
+                else stats.binom.logpmf(y, data["n"].to_numpy(), mu))
+    np.testing.assert_allclose(stored, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_large_log_likelihood_is_left_out_with_a_warning(monkeypatch):
+    import r2d2formula.model as model_module
+    from r2d2formula import NotFittedError, R2D2FormulaWarning
+
+    monkeypatch.setattr(model_module, "LOG_LIKELIHOOD_BYTES", 1000)
+    data = pd.DataFrame({"y": [0, 1, 4, 2, 7, 3, 1, 0], "x": np.linspace(-1, 1, 8)})
+    model = Model("y ~ x", data, family="poisson")
+    kwargs = dict(draws=30, tune=30, chains=1, progressbar=False, sampler="pymc",
+                  random_seed=1)
+    with pytest.warns(R2D2FormulaWarning, match="log-likelihood is not stored"):
+        fit = model.fit(**kwargs)
+    assert "log_likelihood" not in fit.idata.groups()
+    with pytest.raises(NotFittedError, match="log_likelihood=True"):
+        fit.loo()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stored = model.fit(log_likelihood=True, **kwargs)
+    assert stored.idata.log_likelihood["y"].shape == (1, 30, 8)
