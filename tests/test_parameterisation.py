@@ -148,6 +148,57 @@ def test_absorbed_intercept_keeps_effects_independent_of_it(informative):
         assert abs(np.corrcoef(beta0, r_g[:, level])[0, 1]) < 0.06
 
 
+def test_common_mode_scale_is_a_change_of_variables():
+    """log p(v) = log p_u(u(v)) + log lambda: the marked column's level mean is multiplied by
+    lambda (the mean of its standard deviations over levels), the contrasts are unchanged."""
+    rng = np.random.default_rng(2)
+    n_levels = 6
+    mu, sigma = rng.normal(size=(n_levels, 2)), rng.uniform(1.0, 5.0, size=(n_levels, 2))
+    with pm.Model() as model:
+        pm.Normal("u", mu, sigma, shape=(n_levels, 2),
+                  transform=graph.CommonModeScale(np.array([True, False])))
+    v = rng.normal(size=(n_levels, 2))
+    lam = sigma[:, 0].mean()
+    u = v.copy()
+    u[:, 0] += (lam - 1.0) * v[:, 0].mean()
+    logp = model.compile_logp()({"u_commonmode__": v})
+    expected = stats.norm(mu, sigma).logpdf(u).sum() + np.log(lam)
+    np.testing.assert_allclose(logp, expected, rtol=1e-10)
+    np.testing.assert_allclose(u[:, 0].mean(), lam * v[:, 0].mean())
+    np.testing.assert_allclose(u[:, 0] - u[:, 0].mean(), v[:, 0] - v[:, 0].mean())
+    transform = graph.CommonModeScale(np.array([True, False]))
+    value = pm.math.constant(v)
+    back = transform.forward(transform.backward(value, None, None, mu, sigma),
+                             None, None, mu, sigma).eval()
+    np.testing.assert_allclose(back, v, rtol=1e-12)
+
+
+def test_crossed_factors_absorber_follows_the_other_mean_and_priors_stay_exact(informative):
+    """Two crossed factors: the best-informed one absorbs the intercept and follows the other
+    factor's level mean (built after it in the graph; the other's common mode sampled on the
+    prior's scale); a priori both effects stay N(0, sd), independent of each other and of
+    beta0."""
+    from pytensor.graph.traversal import ancestors
+
+    m = Model("count ~ x1 + (1 | g) + (1 | h)", informative, family="poisson")
+    graph_model = m.build()
+    assert graph_model["r_h"] in set(ancestors([graph_model["r_g"]]))
+    assert graph_model["r_g"] not in set(ancestors([graph_model["r_h"]]))
+    value_names = {v.name for v in graph_model.value_vars}
+    assert "r_h_u_commonmode__" in value_names and "r_g_u" in value_names
+    prior = m.sample_prior(4000, random_seed=SEED).prior
+    r_g, sd_g = prior["r_g"].values[0, :, :, 0], prior["sd_g"].values[0, :, :1]
+    r_h, sd_h = prior["r_h"].values[0, :, :, 0], prior["sd_h"].values[0, :, :1]
+    for r, sd in ((r_g, sd_g), (r_h, sd_h)):
+        assert stats.kstest((r / sd).ravel()[::13], "norm").pvalue > 1e-3
+    mean_h = (r_h / sd_h).mean(axis=1) * np.sqrt(r_h.shape[1])  # N(0, 1) a priori
+    assert stats.kstest(mean_h, "norm").pvalue > 1e-3
+    beta0 = prior["beta0"].values.ravel()
+    for level in range(3):
+        assert abs(np.corrcoef(mean_h, r_g[:, level] / sd_g[:, 0])[0, 1]) < 0.06
+        assert abs(np.corrcoef(beta0, r_g[:, level])[0, 1]) < 0.06
+
+
 def test_raw_coordinates_are_hidden(informative):
     m = Model("count ~ x1 + x3 + (1 + x3 | g) + (1 | h)", informative, family="poisson")
     graph_model = m.build()

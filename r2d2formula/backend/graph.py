@@ -50,6 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 
 from r2d2formula.backend import numba_ops  # noqa: F401 (numba implementations of PyMC ops)
 from r2d2formula.backend.likelihood import NORMALIZER, add_likelihood, log_normalizer
@@ -320,12 +321,16 @@ def build_model(
 
         # ---- group-level effects ----------------------------------------------------
         term_dims: dict[str, str] = {}
-        shifts = _absorbed_shifts(design, pilot, beta0, b if p else None,
-                                  b_hat if p else None)
-        for factor, gf in design.factors.items():
-            contribution = _group_effects(
-                design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims, pilot,
-                predictive, shifts=shifts[factor],
+        plan = _plan_absorption(design, pilot) if design.factors else None
+        beta0_hat = (_pilot_containers(("pilot_beta0_hat",), pilot)[0]
+                     if plan and common.intercept else None)
+        tables: dict[str, pt.TensorVariable] = {}
+        for factor in (plan.order if plan else ()):
+            shifts = _absorbed_shifts(design, plan, beta0, beta0_hat, b if p else None,
+                                      b_hat if p else None, tables, factor)
+            tables[factor], contribution = _group_effects(
+                design, factor, design.factors[factor], priors, phi, W, comp_index, data,
+                hidden, term_dims, pilot, predictive, shifts=shifts, plan=plan,
             )
             if predictive:
                 contribution = contribution * data["group_effects_on"]
@@ -375,38 +380,118 @@ def _known_shapes(containers: dict[str, pt.TensorVariable]) -> dict[str, pt.Tens
     return out
 
 
-def _absorbed_shifts(design, pilot, beta0, b, b_hat) -> dict[str, dict[int, pt.TensorVariable]]:
-    """Per factor and Z column, how far the population parameter of the same column (the
-    intercept for ``1``) is from its pilot estimate, for the one factor that absorbs it.
+@dataclass(frozen=True)
+class _Absorption:
+    """Which factor absorbs each population parameter (module docstring of
+    :func:`_absorbed_shifts`), the order the factors are built in, and the columns of the
+    other factors whose level mean the absorber follows too."""
 
-    The data pin down the sums beta0 + r[level] (b_j + r_j[level] for a varying slope), not
-    each part: a ridge along which beta0 and the mean of the effects trade off, slow for
-    NUTS. The absorbing factor's effects are whitened around ``hat - (beta0 - beta0_hat)``
-    instead of ``hat``, their conditional posterior mean given beta0, so a move of beta0 at
-    fixed u moves the effects the other way and leaves the fit alone (still an exact change
-    of variables: beta0 comes before the effects in the graph). Each parameter goes to the
-    factor whose levels the data inform best (largest pilot shrinkage), none where no factor
-    has the column.
-    """
-    beta0_hat = (_pilot_containers(("pilot_beta0_hat",), pilot)[0]
-                 if design.common.intercept else None)
+    absorber: dict[str, tuple[str, int]]  # label -> (factor, column)
+    order: tuple[str, ...]
+    coupled: dict[str, list[tuple[str, int]]]  # label -> [(factor, column) built earlier]
+
+    def common_mode_columns(self, factor: str, width_offset: int, width: int) -> np.ndarray:
+        """Mask of a block's columns whose level mean an absorber follows."""
+        mask = np.zeros(width, dtype=bool)
+        for pairs in self.coupled.values():
+            for f, t in pairs:
+                if f == factor and width_offset <= t < width_offset + width:
+                    mask[t - width_offset] = True
+        return mask
+
+
+def _plan_absorption(design: Design, pilot) -> _Absorption:
+    """Each population parameter goes to the factor whose levels the data inform best
+    (largest pilot shrinkage; none where no factor has the column). Factors that absorb
+    nothing are built first, so that an absorber can follow their level means."""
     population = (["1"] if design.common.intercept else []) + list(design.common.labels)
     shrinkage = pilot().shrinkage
-    shifts: dict[str, dict[int, pt.TensorVariable]] = {factor: {} for factor in design.factors}
+    absorber: dict[str, tuple[str, int]] = {}
     for label in population:
         # (score, factor, column) of every factor with this column; the first best one wins
         candidates = [(float(shrinkage[f][design.factor_labels(f).index(label)]), f,
                        design.factor_labels(f).index(label))
                       for f in design.factors if label in design.factor_labels(f)]
         score, factor, t = max(candidates, key=lambda c: c[0], default=(0.0, None, None))
-        if score <= 0.0:
+        if score > 0.0:
+            absorber[label] = (factor, t)
+    absorbing = {f for f, _ in absorber.values()}
+    order = tuple([f for f in design.factors if f not in absorbing]
+                  + [f for f in design.factors if f in absorbing])
+    coupled: dict[str, list[tuple[str, int]]] = {}
+    for label, (factor, _) in absorber.items():
+        earlier = order[:order.index(factor)]
+        coupled[label] = [(f, design.factor_labels(f).index(label)) for f in earlier
+                          if label in design.factor_labels(f)]
+    return _Absorption(absorber=absorber, order=order, coupled=coupled)
+
+
+def _absorbed_shifts(design, plan, beta0, beta0_hat, b, b_hat, tables, factor):
+    """The shifts of ``factor``'s columns: for each population parameter it absorbs, how far
+    the parameter is from its pilot estimate, plus the level means of the same column in the
+    factors built before it (``tables``: their effects).
+
+    The data pin down the sums beta0 + r_g[level] + r_h[level'] (b_j + r_j[level] + ... for a
+    varying slope), not each part: ridges along which beta0 and the effects' means trade off,
+    slow for NUTS. The absorbing factor's effects are whitened around ``hat - shift``
+    instead of ``hat``, their conditional posterior mean given beta0 and the other factors'
+    effects, so a move of beta0, or of all levels of another factor together, moves the
+    absorbing effects the other way and leaves the fit alone (still an exact change of
+    variables: beta0 and the other factors come before these effects in the graph). The
+    other factors' common modes are then set by their priors alone, on the scale of sd
+    rather than of the data: :class:`CommonModeScale` samples them on that scale.
+    """
+    shifts: dict[int, pt.TensorVariable] = {}
+    for label, (absorber, t) in plan.absorber.items():
+        if absorber != factor:
             continue
         if label == "1":
-            shifts[factor][t] = beta0 - beta0_hat
+            shift = beta0 - beta0_hat
         else:
             j = design.common.labels.index(label)
-            shifts[factor][t] = b[j] - b_hat[j]
+            shift = b[j] - b_hat[j]
+        for other, column in plan.coupled[label]:
+            shift = shift + tables[other][:, column].mean()
+        shifts[t] = shift
     return shifts
+
+
+class CommonModeScale(Transform):
+    """Sample the common mode of whitened group effects on its own scale.
+
+    Whitened effects ``u`` (levels x terms, :func:`_whitened`) are close to standard normal
+    level by level, but where an absorbing factor follows this factor's level mean
+    (:func:`_absorbed_shifts`), moving all levels together leaves the fit alone and only the
+    prior holds the mean: its posterior standard deviation in u units is then about
+    ``root = sd / s`` (5 for a factor whose levels the data measure well), not 1. NUTS's
+    diagonal mass matrix cannot rescale a direction shared by all levels, so the sampler
+    works in ``v`` with ``u = v + (lambda - 1) mean(v)`` per marked column, lambda the mean
+    of the column's ``root`` over levels (the RV's standard deviation): the common mode is
+    multiplied by lambda, the contrasts are left alone. The log Jacobian is
+    ``log lambda`` per column, spread evenly over the levels' log-density terms.
+    """
+
+    name = "commonmode"  # no underscore: PyMC parses value-variable names at "_"
+
+    def __init__(self, columns: np.ndarray) -> None:
+        self.columns = np.asarray(columns, dtype=bool)
+
+    def _scale(self, value, inputs):
+        sigma = pt.broadcast_to(inputs[-1], value.shape)
+        scale = sigma.mean(axis=0)
+        if value.ndim == 2 and not self.columns.all():
+            scale = pt.where(self.columns, scale, 1.0)
+        return scale
+
+    def backward(self, value, *inputs):  # sampler's v -> the RV's u
+        return value + (self._scale(value, inputs) - 1.0) * value.mean(axis=0)
+
+    def forward(self, value, *inputs):  # u -> v
+        return value + (1.0 / self._scale(value, inputs) - 1.0) * value.mean(axis=0)
+
+    def log_jac_det(self, value, *inputs):
+        scale = self._scale(value, inputs)
+        return pt.broadcast_to(pt.log(scale) / value.shape[0], value.shape)
 
 
 def _whitened(name, dist, sd, ratio, hat, prec, **kwargs) -> pt.TensorVariable:
@@ -427,16 +512,20 @@ def _whitened(name, dist, sd, ratio, hat, prec, **kwargs) -> pt.TensorVariable:
     return sd / root * (u + shift)
 
 
-def _whitened_pair(name, sd, rho, hat, prec, n_levels, hidden) -> pt.TensorVariable:
+def _whitened_pair(name, sd, rho, hat, prec, n_levels, hidden,
+                   common_mode=(False, False)) -> pt.TensorVariable:
     """A correlated pair ``r[level] ~ N(0, diag(sd) R diag(sd))`` sampled as
     ``r = m + s u`` per term (:func:`_whitened`), u bivariate normal written by its exact
     factorisation ``u0 ~ N(.)``, ``u1 | u0 ~ N(.)`` (correlation rho, unchanged by the
-    per-term affine map)."""
+    per-term affine map). ``common_mode``: per term, whether its levels' common mode is
+    sampled on the prior's scale (:class:`CommonModeScale`)."""
     root = pt.sqrt(1.0 + sd[None, :] ** 2 * prec)
     shift = hat * sd[None, :] * prec / root
-    u0 = pm.Normal(name, -shift[:, 0], root[:, 0], shape=n_levels)
+    extra = [{"transform": CommonModeScale(np.ones(1, bool))} if on else {}
+             for on in common_mode]
+    u0 = pm.Normal(name, -shift[:, 0], root[:, 0], shape=n_levels, **extra[0])
     u1 = pm.Normal(f"{name}b", -shift[:, 1] + rho * root[:, 1] / root[:, 0] * (u0 + shift[:, 0]),
-                   root[:, 1] * pt.sqrt(1.0 - rho**2), shape=n_levels)
+                   root[:, 1] * pt.sqrt(1.0 - rho**2), shape=n_levels, **extra[1])
     hidden.append(f"{name}b")
     return sd[None, :] / root * (pt.stack([u0, u1], axis=1) + shift)
 
@@ -448,7 +537,7 @@ def _center_groups(pilot, factor: str) -> bool:
 
 
 def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims,
-                   pilot, predictive, shifts=None):
+                   pilot, predictive, shifts=None, plan=None):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
     labels = [label for t in terms for label in t.labels]
@@ -474,12 +563,14 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden,
         raw = f"r_{factor}_u" if len(blocks) == 1 else f"r_{factor}_u{k}"
         sd_block = sd[cols]
         width = cols.stop - cols.start
+        common = plan.common_mode_columns(factor, cols.start, width)
         if corr is None:
+            extra = {"transform": CommonModeScale(common)} if common.any() else {}
             parts.append(_whitened(raw, pm.Normal, sd_block, 1.0, hat[:, cols], prec[:, cols],
-                                   shape=(n_levels, width)))
+                                   shape=(n_levels, width), **extra))
         elif rho is not None:
             parts.append(_whitened_pair(raw, sd_block, rho, hat[:, cols], prec[:, cols],
-                                        n_levels, hidden))
+                                        n_levels, hidden, common_mode=tuple(common)))
         elif _center_groups(pilot, factor):  # r[level] ~ MvNormal(0, S R S)
             raw = f"r_{factor}_c{k}"
             chol = sd_block[:, None] * pt.linalg.cholesky(corr)
@@ -495,7 +586,7 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden,
     if corr_full is not None:
         pm.Deterministic(f"cor_{factor}", corr_full, dims=(term_dim, f"{factor}__term_bis"))
 
-    table = r
+    table = r_levels = r
     if predictive:
         # levels not seen in training: fresh draws from the population distribution, the same
         # transformation as the non-centered effects; switched to 0 by new_levels_on = 0
@@ -520,7 +611,7 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden,
         Z = data[f"Z_{factor}"]
         slopes = _columns(table, np.flatnonzero(~is_intercept))[codes]
         contribution = contribution + (Z * slopes).sum(axis=1)
-    return contribution
+    return r_levels, contribution
 
 
 def _columns(table: pt.TensorVariable, cols: np.ndarray) -> pt.TensorVariable:
