@@ -30,6 +30,11 @@ poisson GLMM). A non-centered coefficient then diverges at large phi (z must be 
 likelihood's funnel), a centered one at tiny phi (b must be tiny: the prior's funnel), so no
 fixed choice per coefficient (the former pilot |t| > 2 rule) avoids both.
 
+The population parameters that group terms share (the intercept, a varying slope's mean) are
+absorbed by the best-informed factor, whose effects also follow the other factors' level
+means; those factors' common modes are sampled on their prior's scale
+(:func:`_absorbed_shifts`, :class:`CommonModeScale`).
+
 hat and prec come from a pilot fit that needs no sampling
 (:func:`r2d2formula.backend.pilot.pilot_fit`: IRLS on the population columns; per-level
 weighted least squares for group terms), enter the graph as ``pm.Data`` (``pilot_*``) and
@@ -382,9 +387,9 @@ def _known_shapes(containers: dict[str, pt.TensorVariable]) -> dict[str, pt.Tens
 
 @dataclass(frozen=True)
 class _Absorption:
-    """Which factor absorbs each population parameter (module docstring of
-    :func:`_absorbed_shifts`), the order the factors are built in, and the columns of the
-    other factors whose level mean the absorber follows too."""
+    """Which factor absorbs each population parameter (see :func:`_absorbed_shifts`), the
+    order the factors are built in, and the columns of the other factors whose level mean the
+    absorber follows too."""
 
     absorber: dict[str, tuple[str, int]]  # label -> (factor, column)
     order: tuple[str, ...]
