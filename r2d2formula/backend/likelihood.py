@@ -45,7 +45,7 @@ def log_normalizer(family: Family, y: np.ndarray, trials: np.ndarray | None) -> 
     Examples
     --------
     >>> from r2d2formula.families import get_family
-    >>> [round(float(v), 4) for v in log_normalizer(get_family("poisson"), np.array([1.0, 3.0]),
+    >>> [round(float(v), 4) + 0.0 for v in log_normalizer(get_family("poisson"), np.array([1.0, 3.0]),
     ...                                               None)]
     [0.0, -1.7918]
     >>> [round(float(v), 4) for v in log_normalizer(get_family("binomial"), np.array([1.0]),
