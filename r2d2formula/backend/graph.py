@@ -343,7 +343,6 @@ def build_model(
 
         if predictive:
             pm.Deterministic("eta", eta, dims=OBS_DIM)
-        if predictive:
             pm.Deterministic("mu", family.mean(eta, PYTENSOR), dims=OBS_DIM)
         add_likelihood(family, obs_name, eta, aux, trials, y_data, data.get(NORMALIZER),
                        dims=OBS_DIM)
@@ -542,7 +541,7 @@ def _center_groups(pilot, factor: str) -> bool:
 
 
 def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims,
-                   pilot, predictive, shifts=None, plan=None):
+                   pilot, predictive, *, shifts, plan):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
     labels = [label for t in terms for label in t.labels]

@@ -15,7 +15,8 @@ at the observed response, term for term (``tests/test_likelihood.py``); it is wh
 pointwise log-likelihood (``arviz.loo``) reports. The log density is a function of the
 observed response only: at any other value its data term is the observed one, so the graph
 must not be asked for ``logp`` at other values (nothing in the package does; a prediction sets
-``y_observed`` and ``y_log_normalizer`` together, see :func:`observation_normalizer`).
+``y_observed`` and ``y_log_normalizer`` together, see
+:func:`r2d2formula.backend.predict.observation_data`).
 
 Gaussian keeps ``pm.Normal``, whose only data-free term is a constant.
 """
@@ -45,11 +46,9 @@ def log_normalizer(family: Family, y: np.ndarray, trials: np.ndarray | None) -> 
     Examples
     --------
     >>> from r2d2formula.families import get_family
-    >>> [round(float(v), 4) + 0.0 for v in log_normalizer(get_family("poisson"), np.array([1.0, 3.0]),
-    ...                                               None)]
+    >>> (log_normalizer(get_family("poisson"), np.array([1.0, 3.0]), None) + 0.0).round(4).tolist()
     [0.0, -1.7918]
-    >>> [round(float(v), 4) for v in log_normalizer(get_family("binomial"), np.array([1.0]),
-    ...                                               np.array([4.0]))]
+    >>> log_normalizer(get_family("binomial"), np.array([1.0]), np.array([4.0])).round(4).tolist()
     [1.3863]
     """
     y = np.asarray(y, dtype=float)
@@ -115,8 +114,8 @@ def add_likelihood(family: Family, name: str, eta, aux: dict, trials, y_data, no
             return pm.Binomial.dist(n=pt.cast(pt.round(trials), "int64"),
                                     logit_p=_logit_p(link, eta), size=size)
 
-        return pm.CustomDist(name, eta, pt.round(trials), normalizer, dist=dist, logp=logp,
-                             **shape)
+        # trials are whole numbers (checked with the response); only the draws need integers
+        return pm.CustomDist(name, eta, trials, normalizer, dist=dist, logp=logp, **shape)
     if family.name == "poisson":
         def logp(value, eta, normalizer):
             return value * eta - pt.exp(eta) + normalizer
