@@ -296,4 +296,14 @@ def load(path: str | os.PathLike) -> Fit:
             "same model; the posterior draws are those of the saved fit",
             R2D2FormulaWarning, stacklevel=2,
         )
+    _add_log_variances(idata)
     return Fit(model=model, idata=idata, sampler=meta["sampler"])
+
+
+def _add_log_variances(idata: az.InferenceData) -> None:
+    """Fits saved by earlier versions sampled (R2, phi) directly and have no ``log_V``, the
+    sampling coordinate that prediction reads now: it is ``log(phi W)``, from their draws."""
+    posterior = idata.get("posterior")
+    if posterior is None or "log_V" in posterior or not {"phi", "W"} <= set(posterior):
+        return
+    posterior["log_V"] = np.log(posterior["phi"]) + np.log(posterior["W"])

@@ -199,13 +199,91 @@ def test_crossed_factors_absorber_follows_the_other_mean_and_priors_stay_exact(i
         assert abs(np.corrcoef(beta0, r_g[:, level])[0, 1]) < 0.06
 
 
+def _beta_variable(model: Model, log_w: float, beta0: float, aux: dict) -> float:
+    """The Beta-distributed variable at W = exp(log_w), in NumPy (r2_maps): R2, or the
+    GBP's U = sigmoid(c (log W - log d))."""
+    from r2d2formula.priors import r2_maps
+
+    priors = model.priors
+    if priors.approx == "gbp" and model.family.name != "gaussian":
+        _, _, c, d = priors.gbp_params
+        return special.expit(c * (log_w - np.log(d)))
+    if priors.approx == "linear" and model.family.name != "gaussian":
+        s2 = model.family.linear_s2(beta0 + priors.offset_mean, aux, priors.map_trials)
+        return special.expit(log_w - np.log(s2))
+    return float(r2_maps.r2_of_w(model.family, np.exp(log_w), beta0 + priors.offset_mean, aux,
+                                 priors.map_trials))
+
+
+@pytest.mark.parametrize(("formula", "family", "approx"), [
+    ("y ~ x1 + x2 + (1 | g)", "gaussian", None),
+    ("y ~ x1", "gaussian", None),
+    ("count ~ x1 + x2 + (1 | g) + (1 | h)", "poisson", "exact"),
+    ("count ~ x1 + x2", "poisson", "linear"),
+    ("count ~ x1 + (1 | g)", "poisson", "gbp"),
+    ("hit ~ x1 + (1 | g)", "bernoulli", "exact"),
+    ("count ~ x1 + x2", "negativebinomial", "exact"),
+])
+def test_log_component_variances_density_is_the_change_of_variables(informative, formula,
+                                                                    family, approx):
+    """log V_k = log(phi_k W) has density Beta(R2) Dirichlet(phi) |d(R2, phi_1..K-1) / d log V|:
+    the density NUTS sees is SPEC's prior on (R2, phi), the Jacobian by finite differences of
+    the NumPy map (independent of the graph's symbolic derivative)."""
+    frame = informative.assign(hit=(informative["count"] > 1).astype(int))
+    prior = R2D2(approx=approx) if approx else R2D2(concentration={"x1": 0.7})
+    m = Model(formula, frame, family=family, prior=prior)
+    graph_model = m.build()
+    conc = np.asarray(m.priors.concentrations)
+    k = len(conc)
+    a, b = ((m.priors.gbp_params[0], m.priors.gbp_params[1])
+            if approx == "gbp" else m.priors.r2_beta)
+    point = graph_model.initial_point()
+    rng = np.random.default_rng(7)
+    logp_fn = graph_model.compile_logp(vars=[graph_model["log_V"]])
+    for _ in range(3):
+        log_v = rng.normal(-1.0, 1.5, size=k)
+        point["log_V"] = log_v
+        point["beta0"] = rng.normal(0.2, 0.5)
+        aux = {}
+        if "sigma_log__" in point:
+            point["sigma_log__"] = rng.normal(0.0, 0.5)
+            aux["sigma"] = float(np.exp(point["sigma_log__"]))
+        if "alpha_log__" in point:
+            aux["alpha"] = float(np.exp(point["alpha_log__"]))
+        beta0 = float(point["beta0"])
+
+        def transform(v, beta0=beta0, aux=aux):
+            log_w = special.logsumexp(v)
+            phi = np.exp(v - log_w)
+            return np.concatenate([[_beta_variable(m, log_w, beta0, aux)], phi[:-1]])
+
+        step = 1e-6
+        jac = np.column_stack([(transform(log_v + step * e) - transform(log_v - step * e))
+                               / (2 * step) for e in np.eye(k)])
+        target = transform(log_v)
+        phi = np.exp(log_v - special.logsumexp(log_v))
+        expected = (stats.beta(a, b).logpdf(target[0]) + np.log(abs(np.linalg.det(jac)))
+                    + (stats.dirichlet(conc).logpdf(phi) if k > 1 else 0.0))
+        assert float(logp_fn(point)) == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def test_forward_draws_of_r2_follow_its_beta_prior(informative):
+    """Prior draws go R2 -> W(R2) -> log V and back to R2 = R2(W): R2 keeps its Beta law."""
+    m = Model("count ~ x1 + (1 | g)", informative, family="poisson",
+              prior=R2D2(r2_mean=0.3, r2_precision=5.0))
+    draws = m.sample_prior(3000, random_seed=SEED).prior["R2"].values.ravel()
+    a, b = m.priors.r2_beta
+    assert stats.kstest(draws, stats.beta(a, b).cdf).pvalue > 1e-3
+
+
 def test_raw_coordinates_are_hidden(informative):
     m = Model("count ~ x1 + x3 + (1 + x3 | g) + (1 | h)", informative, family="poisson")
     graph_model = m.build()
     hidden = set(m.graph_info.hidden)
     free = {rv.name for rv in graph_model.free_RVs}
-    public = {"beta0", "R2", "phi"}
+    public = {"beta0"}
     assert free - public <= hidden
+    assert "log_V" in hidden
     for name in ("b", "r_g", "r_h", "sd_g", "sd_h", "W", "phi", "R2"):
         assert name in graph_model.named_vars and name not in hidden
 

@@ -150,6 +150,19 @@ def test_loaded_fit_predicts_like_the_original(fitted, loaded):
     assert list(after.draws["obs"].values) == ["a", "b", "c"]
 
 
+def test_fit_saved_without_log_variances_still_predicts(fitted, tmp_path):
+    """Fits saved before R2 and phi were sampled as log V get log V = log(phi W) on load."""
+    fit = fitted[0]
+    old = Fit(model=fit.model, idata=fit.idata.copy(), sampler=fit.sampler)
+    del old.idata.posterior["log_V"]
+    back = load(old.save(tmp_path / "old.nc"))
+    np.testing.assert_allclose(back.idata.posterior["log_V"].values,
+                               fit.idata.posterior["log_V"].values, rtol=1e-10)
+    new = pd.DataFrame({"x": [0.5], UNICODE: [170.0], "dose": ["low"], "site": ["Bern"]})
+    np.testing.assert_allclose(back.predict(new, random_seed=5).draws.values,
+                               fit.predict(new, random_seed=5).draws.values, rtol=1e-9)
+
+
 def test_resave_of_a_loaded_fit(loaded, tmp_path):
     again = load(loaded.save(tmp_path / "again.nc"))
     np.testing.assert_array_equal(again.idata.posterior["R2"].values,

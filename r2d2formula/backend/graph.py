@@ -7,12 +7,15 @@ Names and coordinates follow SPEC section 4: ``Intercept``, ``beta0``, ``b`` (di
 ``sigma``/``alpha``, ``R2``, ``W``, ``phi`` (dim ``component``), ``sd_<factor>`` (dim
 ``<factor>__term``), ``r_<factor>`` (dims ``<factor>``, ``<factor>__term``) and
 ``cor_<factor>`` (dims ``<factor>__term``, ``<factor>__term_bis``). Raw sampling variables
-(``b_u``, ``r_<f>_u``/``r_<f>_u<k>`` and ``r_<f>_ub``, ``r_<f>_c<k>``, ``r_<f>_z<k>``,
+(``log_V``, ``b_u``, ``r_<f>_u``/``r_<f>_u<k>`` and ``r_<f>_ub``, ``r_<f>_c<k>``, ``r_<f>_z<k>``,
 ``cor_<f>_packed``) are listed in ``GraphInfo.hidden``.
 
 Parameterisation (sampling geometry)
 ------------------------------------
 The joint prior is exactly SPEC section 2's; only the coordinates NUTS moves in differ.
+R2 and phi are sampled as the log variances of the components, ``log V_k = log(phi_k W)``
+(:class:`_VarianceSplit`): the data pin a well-measured component's variance, which in
+(R2, phi) is a narrow ridge ``log phi_k + log W = const`` and in log V one coordinate.
 A coefficient ``b ~ N(0, sd)`` (sd = sqrt(phi_j W) / s_j, or a group SD) whose likelihood
 is approximately N(hat, 1 / prec) has, given sd, the posterior mean
 ``m = hat sd^2 prec / (1 + sd^2 prec)`` and standard deviation ``s = sd / sqrt(1 + sd^2 prec)``.
@@ -55,7 +58,9 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.distributions.shape_utils import rv_size_is_none
 from pymc.logprob.transforms import Transform
+from scipy import special
 
 from r2d2formula.backend import numba_ops  # noqa: F401 (numba implementations of PyMC ops)
 from r2d2formula.backend.likelihood import NORMALIZER, add_likelihood, log_normalizer
@@ -187,23 +192,156 @@ def _total_variance(
     )
 
 
-def _r2_and_w(family, priors, beta0, aux, data):
-    """R2 (a free Beta variable, or implied by the GBP draw) and W."""
-    a, b = priors.r2_beta
-    if priors.approx == "gbp" and priors.gbp_params is not None:
-        from r2d2formula.priors import gbp, r2_maps
+class _VarianceSplit:
+    """The R2D2 split of the linear predictor's variance, sampled as the log component
+    variances ``log V_k = log(phi_k W)`` (the raw variable ``log_V``, dim ``component``).
 
-        params = data["gbp_params"]
-        u = pm.Beta("R2_gbp_u", alpha=params[0], beta=params[1])
-        W = pm.Deterministic("W", gbp.w_of_gbp_u(u, [params[i] for i in range(4)],
-                                                 xp=PYTENSOR))
-        R2 = pm.Deterministic(
-            "R2", r2_maps.r2_of_w(family, W, beta0 + data["r2map_shift"], aux,
-                                  trials=data["r2map_trials"], xp=PYTENSOR))
-        return R2, W
-    R2 = pm.Beta("R2", alpha=a, beta=b)
-    W = pm.Deterministic("W", _total_variance(family, priors, R2, beta0, aux, data))
-    return R2, W
+    SPEC section 2's prior is R2 ~ Beta(a, b) (or the GBP's U ~ Beta(a*, b*)), W = W(R2) and
+    phi ~ Dirichlet(c) independent of R2. Sampling (R2, phi) puts a narrow ridge in front of
+    NUTS wherever the data pin one component's variance ``V_k = phi_k W`` (a factor with many
+    well-measured levels pins its SD to about 1 / sqrt(2 levels)) while others stay vague:
+    W and phi_k then trade off along ``log phi_k + log W = const``, which a diagonal mass
+    matrix cannot follow (measured on the 1e6-row poisson of issue 5: correlation -0.98
+    between log W and log phi, ESS 2-7 for R2 and phi in 200 draws). In ``log V`` each
+    component's variance is one coordinate, so the data pin coordinates, not combinations.
+
+    The change of variables is exact: with ``u = log W = logsumexp(log V)``,
+    ``phi = exp(log V - u)`` and ``g(u)`` the logit of the Beta-distributed variable at
+    ``W = e^u`` (logit R2 for the exact map; :func:`r2d2formula.priors.r2_maps.logit_r2_of_w`),
+    the density of ``log V`` is
+
+    ``a log sigmoid(g) + b log sigmoid(-g) - log B(a, b) + log g'(u)
+    + sum_k c_k (log V_k - u) + log Gamma(C) - sum_k log Gamma(c_k)``  (C = sum c_k)
+
+    (Beta density of R2 times dR2/dW, Dirichlet density of phi, the Jacobian W^(K-1) of
+    (W, phi_1..phi_(K-1)) -> V and that of the exponential). It needs only the forward map
+    R2(W) and its derivative, symbolic in the graph (every backend). Forward draws (prior
+    predictive) draw R2, W(R2) and phi as the prior states them.
+    """
+
+    def __init__(self, family: Family, priors: ResolvedPriors, conc: np.ndarray) -> None:
+        self.family = family
+        self.priors = priors
+        self.conc = conc
+        self.gbp = priors.approx == "gbp" and priors.gbp_params is not None
+        self.aux_names = tuple(priors.aux)
+        self.reads_beta0 = family.name != "gaussian" and not self.gbp
+
+    # parameters of the CustomDist: beta0 where the map reads it (so that, for example, a
+    # gaussian's variances do not depend on beta0 in the graph), the auxiliary parameters,
+    # then the map's data
+    def params(self, beta0, aux: dict, data: dict) -> list:
+        if self.gbp:
+            extra = [data["gbp_params"]]
+        elif self.family.name != "gaussian":
+            extra = [data["r2map_shift"], data["r2map_trials"]]
+        else:
+            extra = []
+        head = [beta0] if self.reads_beta0 else []
+        return [*head, *(aux[name] for name in self.aux_names), *extra]
+
+    def _unpack(self, params):
+        beta0, rest = (params[0], params[1:]) if self.reads_beta0 else (None, params)
+        aux = dict(zip(self.aux_names, rest[:len(self.aux_names)], strict=True))
+        return beta0, aux, list(rest[len(self.aux_names):])
+
+    def beta_parameters(self, extra):
+        """(a, b) of the Beta-distributed variable: R2's, or the GBP's U."""
+        if self.gbp:
+            return extra[0][0], extra[0][1]
+        return self.priors.r2_beta
+
+    def logit_beta(self, u, beta0, aux, extra):
+        """g(u): the logit of the Beta-distributed variable where log W = u."""
+        if self.gbp:
+            params = extra[0]
+            return params[2] * (u - pt.log(params[3]))
+        if self.family.name == "gaussian":
+            return u - 2.0 * pt.log(aux["sigma"])
+        from r2d2formula.priors import r2_maps
+
+        shift, trials = extra
+        if self.priors.approx == "linear":
+            return u - pt.log(self.family.linear_s2(beta0 + shift, aux, trials, PYTENSOR))
+        return r2_maps.logit_r2_of_w(self.family, pt.exp(u), beta0 + shift, aux,
+                                     trials=trials, xp=PYTENSOR)
+
+    def log_w(self, beta_variable, beta0, aux, extra):
+        """log W for a draw of the Beta-distributed variable (forward draws, initial point)."""
+        if self.gbp:
+            from r2d2formula.priors import gbp
+
+            params = extra[0]
+            return pt.log(gbp.w_of_gbp_u(beta_variable, [params[i] for i in range(4)],
+                                         xp=PYTENSOR))
+        if self.family.name == "gaussian":
+            return 2.0 * pt.log(aux["sigma"]) + pt.log(beta_variable) - pt.log1p(-beta_variable)
+        from r2d2formula.priors import r2_maps
+
+        shift, trials = extra
+        return pt.log(r2_maps.w_of_r2(self.family, beta_variable, beta0 + shift, aux,
+                                      trials=trials, method=self.priors.approx, xp=PYTENSOR))
+
+    def logp(self, value, *params):
+        beta0, aux, extra = self._unpack(params)
+        a, b = self.beta_parameters(extra)
+        u = pt.logsumexp(value, axis=-1)
+        g = self.logit_beta(u, beta0, aux, extra)
+        slope = PYTENSOR.elementwise_derivative(
+            lambda x: self.logit_beta(x, beta0, aux, extra), u)
+        conc = self.conc
+        dirichlet = (pt.sum(conc * (value - u[..., None]), axis=-1)
+                     + float(special.gammaln(conc.sum()) - special.gammaln(conc).sum()))
+        log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
+        return (-a * pt.softplus(-g) - b * pt.softplus(g) - log_beta
+                + pt.log(slope) + dirichlet)
+
+    def draw(self, *params_and_size):
+        *params, size = params_and_size
+        beta0, aux, extra = self._unpack(params)
+        a, b = self.beta_parameters(extra)
+        log_w = self.log_w(pm.Beta.dist(a, b, size=size), beta0, aux, extra)
+        # log phi from log-gamma draws (G = G' U^(1/c), G' ~ Gamma(c + 1)): no phi_k rounds to
+        # 0 however small its concentration
+        k = len(self.conc)
+        shape = (k,) if rv_size_is_none(size) else pt.concatenate([size, [k]])
+        log_g = (pt.log(pm.Gamma.dist(self.conc + 1.0, 1.0, size=shape))
+                 + pt.log(pm.Uniform.dist(0.0, 1.0, size=shape)) / self.conc)
+        log_phi = log_g - pt.logsumexp(log_g, axis=-1, keepdims=True)
+        return log_phi + pt.shape_padright(log_w)
+
+    def support_point(self, rv, size, *params):
+        beta0, aux, extra = self._unpack(params)
+        a, b = self.beta_parameters(extra)
+        log_w = self.log_w(a / (a + b), beta0, aux, extra)
+        value = np.log(self.conc / self.conc.sum()) + log_w
+        if rv_size_is_none(size):
+            return value
+        return pt.full(pt.concatenate([size, [len(self.conc)]]), value)
+
+    def r2(self, u, beta0, aux, data):
+        """R2 at log W = u: the Beta variable itself, or (GBP) the exact map's R2."""
+        if not self.gbp:
+            _, _, extra = self._unpack(self.params(beta0, aux, data))
+            return pt.sigmoid(self.logit_beta(u, beta0, aux, extra))
+        from r2d2formula.priors import r2_maps
+
+        return r2_maps.r2_of_w(self.family, pt.exp(u), beta0 + data["r2map_shift"], aux,
+                               trials=data["r2map_trials"], xp=PYTENSOR)
+
+
+def _variance_split(family, priors, beta0, aux, data, conc):
+    """R2, W, phi and the component variances' log (:class:`_VarianceSplit`)."""
+    split = _VarianceSplit(family, priors, conc)
+    log_v = pm.CustomDist(
+        "log_V", *split.params(beta0, aux, data), dist=split.draw, logp=split.logp,
+        support_point=split.support_point, ndim_supp=1, dims="component",
+    )
+    u = pt.logsumexp(log_v)
+    W = pm.Deterministic("W", pt.exp(u))
+    R2 = pm.Deterministic("R2", split.r2(u, beta0, aux, data))
+    phi = pm.Deterministic("phi", pt.exp(log_v - u), dims="component")
+    return R2, W, phi, log_v
 
 
 def is_observation_level(name: str) -> bool:
@@ -294,12 +432,9 @@ def build_model(
             beta0 = pt.constant(0.0)
 
         # ---- R2, W and the variance split -------------------------------------------
-        R2, W = _r2_and_w(family, priors, beta0, aux, data)
         conc = np.asarray(priors.concentrations, dtype=float)
-        if len(components) > 1:
-            phi = pm.Dirichlet("phi", a=conc, dims="component")
-        else:
-            phi = pm.Deterministic("phi", pt.ones(1), dims="component")
+        R2, W, phi, log_v = _variance_split(family, priors, beta0, aux, data, conc)
+        hidden.append("log_V")
 
         # the pilot fit behind the sampling coordinates (module docstring), computed once
         pilot = functools.cache(lambda: pilot_fit(design, family))
@@ -311,7 +446,7 @@ def build_model(
             idx = [comp_index[label] for label in common.labels]
             laplace = priors.r2d2.kernel == "laplace"
             # b_j ~ N(0, sd_j) (Laplace: scale sd_j / sqrt 2), sampled as b_j = m_j + s_j u_j
-            sd_b = pt.sqrt(phi[idx] * W) / scales
+            sd_b = pt.exp(0.5 * log_v[idx]) / scales
             b_hat, prec = _pilot_containers(("pilot_b_hat", "pilot_b_prec"), pilot)
             b = _whitened("b_u", pm.Laplace if laplace else pm.Normal, sd_b,
                           np.sqrt(0.5) if laplace else 1.0, b_hat, prec, dims="coef")
@@ -334,7 +469,7 @@ def build_model(
             shifts = _absorbed_shifts(design, plan, beta0, beta0_hat, b if p else None,
                                       b_hat if p else None, tables, factor)
             tables[factor], contribution = _group_effects(
-                design, factor, design.factors[factor], priors, phi, W, comp_index, data,
+                design, factor, design.factors[factor], priors, log_v, comp_index, data,
                 hidden, term_dims, pilot, predictive, shifts=shifts, plan=plan,
             )
             if predictive:
@@ -540,7 +675,7 @@ def _center_groups(pilot, factor: str) -> bool:
     return pilot().reliable[factor]
 
 
-def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden, term_dims,
+def _group_effects(design, factor, gf, priors, log_v, comp_index, data, hidden, term_dims,
                    pilot, predictive, *, shifts, plan):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
@@ -551,7 +686,7 @@ def _group_effects(design, factor, gf, priors, phi, W, comp_index, data, hidden,
         sd = _prior_rv(f"sd_{factor}", priors.group_sd, data, "sd", dims=term_dim)
     else:
         idx = [comp_index[f"{label}|{factor}"] for label in labels]
-        sd = pm.Deterministic(f"sd_{factor}", pt.sqrt(phi[idx] * W) / data[f"Z_scales_{factor}"],
+        sd = pm.Deterministic(f"sd_{factor}", pt.exp(0.5 * log_v[idx]) / data[f"Z_scales_{factor}"],
                               dims=term_dim)
     blocks, corr_full = _correlation_blocks(factor, terms, hidden)
 
