@@ -173,25 +173,6 @@ def _packed_to_corr(packed: pt.TensorVariable, q: int) -> pt.TensorVariable:
     return pt.set_subtensor(corr[(upper[1], upper[0])], packed)
 
 
-def _total_variance(
-    family: Family, priors: ResolvedPriors, R2: pt.TensorVariable,
-    beta0: pt.TensorVariable, aux: dict[str, pt.TensorVariable], data: dict,
-) -> pt.TensorVariable:
-    """W, the prior variance of the linear predictor, as a function of R2 (SPEC section 2).
-
-    The map's inputs that come from the data (scalar trials, mean offset) are resolved once
-    in :func:`r2d2formula.priors.defaults.resolve_priors` and enter as data.
-    """
-    if family.name == "gaussian":
-        return aux["sigma"] ** 2 * R2 / (1.0 - R2)
-    from r2d2formula.priors import r2_maps
-
-    return r2_maps.w_of_r2(
-        family, R2, beta0 + data["r2map_shift"], aux, trials=data["r2map_trials"],
-        method=priors.approx, xp=PYTENSOR,
-    )
-
-
 class _VarianceSplit:
     """The R2D2 split of the linear predictor's variance, sampled as the log component
     variances ``log V_k = log(phi_k W)`` (the raw variable ``log_V``, dim ``component``).
@@ -231,14 +212,23 @@ class _VarianceSplit:
     # gaussian's variances do not depend on beta0 in the graph), the auxiliary parameters,
     # then the map's data
     def params(self, beta0, aux: dict, data: dict) -> list:
-        if self.gbp:
-            extra = [data["gbp_params"]]
-        elif self.family.name != "gaussian":
-            extra = [data["r2map_shift"], data["r2map_trials"]]
-        else:
-            extra = []
         head = [beta0] if self.reads_beta0 else []
-        return [*head, *(aux[name] for name in self.aux_names), *extra]
+        return [*head, *(aux[name] for name in self.aux_names), *self._extra(data)]
+
+    def _extra(self, data: dict) -> list:
+        if self.gbp:
+            return [data["gbp_params"]]
+        if self.family.name != "gaussian":
+            return [data["r2map_shift"], data["r2map_trials"]]
+        return []
+
+    @staticmethod
+    def _map_inputs(beta0, extra):
+        """(beta0 plus the mean offset, trials) for the R2 map; the gaussian reads neither."""
+        if not extra:
+            return 0.0, 1.0
+        shift, trials = extra
+        return beta0 + shift, trials
 
     def _unpack(self, params):
         beta0, rest = (params[0], params[1:]) if self.reads_beta0 else (None, params)
@@ -256,15 +246,13 @@ class _VarianceSplit:
         if self.gbp:
             params = extra[0]
             return params[2] * (u - pt.log(params[3]))
-        if self.family.name == "gaussian":
-            return u - 2.0 * pt.log(aux["sigma"])
         from r2d2formula.priors import r2_maps
 
-        shift, trials = extra
+        location, trials = self._map_inputs(beta0, extra)
         if self.priors.approx == "linear":
-            return u - pt.log(self.family.linear_s2(beta0 + shift, aux, trials, PYTENSOR))
-        return r2_maps.logit_r2_of_w(self.family, pt.exp(u), beta0 + shift, aux,
-                                     trials=trials, xp=PYTENSOR)
+            return u - pt.log(self.family.linear_s2(location, aux, trials, PYTENSOR))
+        return r2_maps.logit_r2_of_w(self.family, pt.exp(u), location, aux, trials=trials,
+                                     xp=PYTENSOR)
 
     def log_w(self, beta_variable, beta0, aux, extra):
         """log W for a draw of the Beta-distributed variable (forward draws, initial point)."""
@@ -274,13 +262,11 @@ class _VarianceSplit:
             params = extra[0]
             return pt.log(gbp.w_of_gbp_u(beta_variable, [params[i] for i in range(4)],
                                          xp=PYTENSOR))
-        if self.family.name == "gaussian":
-            return 2.0 * pt.log(aux["sigma"]) + pt.log(beta_variable) - pt.log1p(-beta_variable)
         from r2d2formula.priors import r2_maps
 
-        shift, trials = extra
-        return pt.log(r2_maps.w_of_r2(self.family, beta_variable, beta0 + shift, aux,
-                                      trials=trials, method=self.priors.approx, xp=PYTENSOR))
+        location, trials = self._map_inputs(beta0, extra)
+        return pt.log(r2_maps.w_of_r2(self.family, beta_variable, location, aux, trials=trials,
+                                      method=self.priors.approx, xp=PYTENSOR))
 
     def logp(self, value, *params):
         beta0, aux, extra = self._unpack(params)
@@ -322,8 +308,7 @@ class _VarianceSplit:
     def r2(self, u, beta0, aux, data):
         """R2 at log W = u: the Beta variable itself, or (GBP) the exact map's R2."""
         if not self.gbp:
-            _, _, extra = self._unpack(self.params(beta0, aux, data))
-            return pt.sigmoid(self.logit_beta(u, beta0, aux, extra))
+            return pt.sigmoid(self.logit_beta(u, beta0, aux, self._extra(data)))
         from r2d2formula.priors import r2_maps
 
         return r2_maps.r2_of_w(self.family, pt.exp(u), beta0 + data["r2map_shift"], aux,
