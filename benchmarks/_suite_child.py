@@ -151,7 +151,9 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
     idata, _ = sample_model(
         graph, sampler=sampler, draws=job["draws"], tune=job["tune"], chains=job["chains"],
         cores=job["cores"], random_seed=job["seed"], progressbar=False, compiled=compiled,
+        **({"target_accept": job["target_accept"]} if job.get("target_accept") else {}),
         log_likelihood=ll_inside, sampler_kwargs=extra,
+        info=model.graph_info,
     )
     t_sampled = time.time()
     if sampler == "nutpie":
@@ -197,7 +199,9 @@ def _run_bambi(job: dict, log: EventLog) -> dict:
         extra["callback"] = callback
     idata = model.fit(draws=job["draws"], tune=job["tune"], chains=job["chains"],
                       cores=job["cores"], random_seed=job["seed"], progressbar=False,
-                      inference_method=job["sampler"], **extra)
+                      inference_method=job["sampler"], **extra,
+                      **({"target_accept": job["target_accept"]} if job.get("target_accept")
+                         else {}))
     t_done = time.time()
     sampling_s = float(idata.posterior.attrs["sampling_time"])
     if "t" not in first:  # nutpie: no callback; its sampling ends at bambi's fit

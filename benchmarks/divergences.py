@@ -143,7 +143,8 @@ def run_one(name: str, sampler: str, seeds: list[int], *, draws: int | None = No
         idata, _ = sample_model(graph, sampler=sampler, draws=settings["draws"],
                                 tune=settings["tune"], chains=settings["chains"],
                                 target_accept=settings["target_accept"], random_seed=seed,
-                                progressbar=False, compiled=compiled, **extra)
+                                progressbar=False, compiled=compiled,
+                                info=model.graph_info, **extra)
         wall = time.perf_counter() - t1
         sampling = float(idata.posterior.attrs.get("sampling_time", wall))
         if sampler == "pymc":  # pm.sample compiles inside its call

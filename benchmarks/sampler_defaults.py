@@ -52,7 +52,7 @@ def run(name: str, sampler: str, draws: int, tune: int, seed: int = 1) -> dict:
     t1 = time.perf_counter()
     idata, _ = sample_model(graph, sampler=sampler, draws=draws, tune=tune, chains=4,
                             target_accept=0.95, random_seed=seed, progressbar=False,
-                            compiled=compiled)
+                            compiled=compiled, info=model.graph_info)
     t2 = time.perf_counter()
     if sampler == "pymc":  # pm.sample compiles inside: split by its own sampling time
         t1 = t2 - float(idata.posterior.attrs["sampling_time"])

@@ -132,7 +132,7 @@ class Suite:
     def run(self, model: BenchModel, contender: str, *, mode: str, draws: int, tune: int,
             chains: int, timeout_s: float, section: str, env_extra: dict | None = None,
             memory_limit_gb: float | None = None, log_likelihood: bool = True,
-            tag: str = "") -> dict:
+            tag: str = "", target_accept: float | None = None) -> dict:
         tool, sampler = CONTENDERS[contender]
         name = f"m{model.key}-{contender}-{mode}{tag}"
         result_path = self.workdir / f"{name}.jsonl"
@@ -164,6 +164,7 @@ class Suite:
                 "factors": list(model.factors), "draws": draws, "tune": tune,
                 "chains": chains, "cores": CORES, "seed": SEED,
                 "log_likelihood": log_likelihood, "result_path": str(result_path),
+                "target_accept": target_accept,
             }
             job_path = self.workdir / f"{name}.job.json"
             job_path.write_text(json.dumps(job), encoding="utf-8")
@@ -172,7 +173,8 @@ class Suite:
         measured = run_child(cmd, result_path=result_path, log_path=log_path,
                              timeout_s=timeout_s, env=env, memory_limit_gb=memory_limit_gb)
         record = self._record(model, contender, mode, section, measured, draws=draws,
-                              tune=tune, chains=chains, memory_limit_gb=memory_limit_gb)
+                              tune=tune, chains=chains, memory_limit_gb=memory_limit_gb,
+                              target_accept=target_accept)
         if tool == "brms" and record["status"] == "ok" and mode == "fit":
             record.update(draws_ess(draws_csv))
             record["ess_per_s"] = _ratio(record["min_ess"], record["total_s"])
@@ -272,7 +274,7 @@ class Suite:
             # the pointwise log-likelihood would be rows x draws x chains doubles (16 GB)
             self.run(model, contender, mode="fit", draws=s.m5_draws, tune=s.m5_tune,
                      chains=s.chains, timeout_s=limit, section="scale", memory_limit_gb=mem,
-                     log_likelihood=False)
+                     log_likelihood=False, target_accept=self.args.m5_target_accept)
 
     def compile_cache(self, keys: list[str], samplers: list[str]) -> None:
         """Cold, then warm: two fresh processes on the same, initially empty, caches."""
@@ -360,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m5-timeout", type=float, default=None,
                         help="seconds per model-5 run (default 900: 15 minutes; quick: 300)")
     parser.add_argument("--m5-rows", type=int, default=None)
+    parser.add_argument("--m5-target-accept", type=float, default=None,
+                        help="model 5's NUTS target acceptance (default: each tool's own)")
     parser.add_argument("--m5-design-only", action="store_true",
                         help="model 5: measure each tool's design build, fit nothing")
     parser.add_argument("--bambi-memory-gb", type=float, default=8.0,

@@ -258,6 +258,7 @@ class Model:
             model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
             target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
             compiled=compiled, log_likelihood=bool(log_likelihood),
+            info=self.graph_info,
         )
         if compiled is not None:
             self._graphs.compiled.setdefault(sampler, compiled)

@@ -52,8 +52,9 @@ Measured: see benchmarks/README.md, "Divergences at default settings".
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -75,6 +76,8 @@ __all__ = ["build_model", "GraphInfo", "OBS_DIM", "graph_data"]
 
 OBS_DIM = "__obs__"
 _ROW_VECTORS = ("offset", "trials", "y_observed", NORMALIZER)
+#: names of the raw variables that are whitened (b = m + s u) or non-centered (r = sd L z)
+_UNIT_SCALE = re.compile(r"b_u|r_.+_(u\d*b?|z\d+)")
 _RESERVED = {"Intercept", "beta0", "b", "sigma", "alpha", "R2", "W", "phi", "eta", "mu"}
 
 
@@ -86,6 +89,13 @@ class GraphInfo:
     factor_dims: dict[str, str]
     term_dims: dict[str, str]
     hidden: tuple[str, ...]
+    #: raw variables close to standard normal in the posterior (whitened and non-centered
+    #: effects): NUTS's initial mass matrix needs no estimate for them
+    unit_scale: tuple[str, ...] = ()
+    #: where NUTS starts, by free variable (on its own scale), for the variables whose prior
+    #: support point is a poor start: expressions of the graph's data (the pilot), so a refit
+    #: that sets other data starts from its own (see :func:`_pilot_log_variances`)
+    start: dict[str, Any] = field(default_factory=dict)
 
 
 def _group_z_matrix(design: Design, factor: str) -> np.ndarray | None:
@@ -410,9 +420,17 @@ def build_model(
         y_data = data["y_observed"]
 
         # ---- auxiliary parameters and intercept -------------------------------------
+        # the pilot fit behind the sampling coordinates (module docstring), computed once
+        pilot = _LazyPilot(design, family)
+        informed = bool(p or design.factors)  # whether the graph reads the pilot at all
+
+        start: dict[str, Any] = {}  # GraphInfo.start
+
         aux = {name: _prior_rv(name, prior, data, name) for name, prior in priors.aux.items()}
         if common.intercept:
             beta0 = _prior_rv("beta0", priors.intercept, data, "beta0")
+            if informed:
+                start["beta0"] = pilot.containers(("pilot_beta0_hat",))[0]
         else:
             beta0 = pt.constant(0.0)
 
@@ -420,9 +438,8 @@ def build_model(
         conc = np.asarray(priors.concentrations, dtype=float)
         R2, W, phi, log_v = _variance_split(family, priors, beta0, aux, data, conc)
         hidden.append("log_V")
-
-        # the pilot fit behind the sampling coordinates (module docstring), computed once
-        pilot = functools.cache(lambda: pilot_fit(design, family))
+        if informed and not variant.independent_groups:
+            start["log_V"] = _pilot_log_variances(design, components, data, pilot, conc)
 
         # ---- population-level coefficients ------------------------------------------
         eta = beta0 + (offset if offset is not None else 0.0)
@@ -432,10 +449,11 @@ def build_model(
             laplace = priors.r2d2.kernel == "laplace"
             # b_j ~ N(0, sd_j) (Laplace: scale sd_j / sqrt 2), sampled as b_j = m_j + s_j u_j
             sd_b = pt.exp(0.5 * log_v[idx]) / scales
-            b_hat, prec = _pilot_containers(("pilot_b_hat", "pilot_b_prec"), pilot)
+            b_hat, prec = pilot.containers(("pilot_b_hat", "pilot_b_prec"))
             b = _whitened("b_u", pm.Laplace if laplace else pm.Normal, sd_b,
                           np.sqrt(0.5) if laplace else 1.0, b_hat, prec, dims="coef")
             hidden.append("b_u")
+            start["b_u"] = np.zeros(p)
             b = pm.Deterministic("b", b, dims="coef")
             # X b - means b: the centering costs p numbers per gradient, not n x p
             eta = eta + (pt.dot(X, b) - pt.dot(means, b))
@@ -447,7 +465,7 @@ def build_model(
         # ---- group-level effects ----------------------------------------------------
         term_dims: dict[str, str] = {}
         plan = _plan_absorption(design, pilot) if design.factors else None
-        beta0_hat = (_pilot_containers(("pilot_beta0_hat",), pilot)[0]
+        beta0_hat = (pilot.containers(("pilot_beta0_hat",))[0]
                      if plan and common.intercept else None)
         tables: dict[str, pt.TensorVariable] = {}
         for factor in (plan.order if plan else ()):
@@ -455,7 +473,7 @@ def build_model(
                                       b_hat if p else None, tables, factor)
             tables[factor], contribution = _group_effects(
                 design, factor, design.factors[factor], priors, log_v, comp_index, data,
-                hidden, term_dims, pilot, predictive, shifts=shifts, plan=plan,
+                hidden, term_dims, pilot, predictive, shifts=shifts, plan=plan, start=start,
             )
             if predictive:
                 contribution = contribution * data["group_effects_on"]
@@ -468,14 +486,72 @@ def build_model(
                        dims=OBS_DIM)
 
     info = GraphInfo(response=obs_name, factor_dims={f: f for f in design.factors},
-                     term_dims=term_dims, hidden=tuple(hidden))
+                     term_dims=term_dims, hidden=tuple(hidden),
+                     unit_scale=tuple(name for name in hidden if _UNIT_SCALE.fullmatch(name)),
+                     start=start)
     return model, info
 
 
-def _pilot_containers(names, pilot) -> list[pt.TensorVariable]:
-    """The pilot's numbers (:func:`~r2d2formula.backend.pilot.pilot_data`) as ``pm.Data``."""
-    values = pilot_data(pilot())
-    return list(_known_shapes({name: pm.Data(name, values[name]) for name in names}).values())
+def _pilot_log_variances(design, components, data, pilot, conc) -> pt.TensorVariable:
+    """Where NUTS starts ``log_V``: each component's variance as the pilot measures it.
+
+    A population coefficient's ``V_j = s_j^2 (hat_j^2 + 1 / prec_j)`` (its second moment under
+    the pilot's approximation, on the standardised scale); a group term's
+    ``V = s^2 tau^2``, with ``tau^2`` the variance of its levels' estimates less their mean
+    sampling variance. A component the pilot cannot measure (no precision, ``tau^2 <= 0``)
+    starts at its prior share ``c_k / sum(c)`` of the measured total. Why: the prior's
+    support point can sit hundreds of posterior standard deviations from where a large data
+    set pins the variances (0.02 in log V for a factor of 10,000 levels at a million rows), and
+    NUTS then spends its early adaptation in trees of hundreds of tiny steps. Written in the
+    graph from the ``pilot_*`` containers, so a refit that sets them starts from its own data.
+    """
+    index = {name: k for k, name in enumerate(components)}
+    estimates = [None] * len(components)
+    if design.common.labels:
+        hat, prec = pilot.containers(("pilot_b_hat", "pilot_b_prec"))
+        safe = pt.switch(prec > 0, prec, 1.0)
+        second = pt.switch(prec > 0, hat**2 + 1.0 / safe, 0.0) * data["X_scales"] ** 2
+        for j, label in enumerate(design.common.labels):
+            estimates[index[label]] = second[j]
+    for factor in design.factors:
+        hat, prec = pilot.containers((f"pilot_r_hat_{factor}", f"pilot_r_prec_{factor}"))
+        known = pt.cast(prec > 0, "float64")
+        count = known.sum(axis=0)
+        mean = (known * hat).sum(axis=0) / pt.maximum(count, 1.0)
+        spread = (known * (hat - mean) ** 2).sum(axis=0) / pt.maximum(count - 1.0, 1.0)
+        noise = (known / pt.switch(prec > 0, prec, 1.0)).sum(axis=0) / pt.maximum(count, 1.0)
+        tau2 = pt.switch(count >= 2, spread - noise, 0.0) * data[f"Z_scales_{factor}"] ** 2
+        for t, label in enumerate(design.factor_labels(factor)):
+            estimates[index[f"{label}|{factor}"]] = tau2[t]
+    measured = pt.stack([pt.constant(0.0) if e is None else e for e in estimates])
+    ok = measured > 0
+    total = pt.switch(ok, measured, 0.0).sum()
+    fallback = np.log(conc / conc.sum()) + pt.log(pt.switch(total > 0, total, 1.0))
+    return pt.switch(ok, pt.log(pt.switch(ok, measured, 1.0)), fallback)
+
+
+class _LazyPilot:
+    """The pilot fit (:func:`~r2d2formula.backend.pilot.pilot_fit`), computed on first use, and
+    its numbers as ``pm.Data`` containers, each made once per model."""
+
+    def __init__(self, design: Design, family: Family) -> None:
+        self._args = (design, family)
+        self._fit = None
+        self._containers: dict[str, pt.TensorVariable] = {}
+
+    def __call__(self):
+        if self._fit is None:
+            self._fit = pilot_fit(*self._args)
+        return self._fit
+
+    def containers(self, names) -> list[pt.TensorVariable]:
+        """The containers ``names`` (:func:`~r2d2formula.backend.pilot.pilot_data`)."""
+        missing = [name for name in names if name not in self._containers]
+        if missing:
+            values = pilot_data(self())
+            self._containers.update(_known_shapes(
+                {name: pm.Data(name, values[name]) for name in missing}))
+        return [self._containers[name] for name in names]
 
 
 def _known_shapes(containers: dict[str, pt.TensorVariable]) -> dict[str, pt.TensorVariable]:
@@ -628,7 +704,9 @@ def _whitened(name, dist, sd, ratio, hat, prec, **kwargs) -> pt.TensorVariable:
     ``dist(0, ratio * sd)``, in the log density (the Jacobian is that of the declared law)
     and in forward draws alike; u is approximately standard normal in the posterior whatever
     sd is. ``prec = 0`` is the non-centered ``b = sd z``; ``sd^2 prec >> 1`` the centered
-    parameterisation, standardised by the data.
+    parameterisation, standardised by the data. NUTS starts at ``u = 0`` (``GraphInfo.start``),
+    b = m, not at u's support point ``-m / s`` (b = 0), which a large data set puts hundreds
+    of posterior standard deviations away.
     """
     root = pt.sqrt(1.0 + sd**2 * prec)  # sd / s, at least 1
     shift = hat * sd * prec / root  # m / s
@@ -661,7 +739,7 @@ def _center_groups(pilot, factor: str) -> bool:
 
 
 def _group_effects(design, factor, gf, priors, log_v, comp_index, data, hidden, term_dims,
-                   pilot, predictive, *, shifts, plan):
+                   pilot, predictive, *, shifts, plan, start):
     """r_<factor> (levels x terms) and its contribution to eta for every row."""
     terms = [t for t in design.group_terms if t.factor == factor]
     labels = [label for t in terms for label in t.labels]
@@ -678,7 +756,7 @@ def _group_effects(design, factor, gf, priors, log_v, comp_index, data, hidden, 
     # per block: whitened coordinates (module docstring); a correlated block of more than
     # two terms is sampled centered or non-centered as a whole (pilot's reliability rule)
     n_levels = len(gf.levels)
-    hat, prec = _pilot_containers((f"pilot_r_hat_{factor}", f"pilot_r_prec_{factor}"), pilot)
+    hat, prec = pilot.containers((f"pilot_r_hat_{factor}", f"pilot_r_prec_{factor}"))
     if shifts:  # centre on the conditional mean given the absorbed population parameters
         hat = pt.stack([hat[:, t] - shifts[t] if t in shifts else hat[:, t]
                         for t in range(len(labels))], axis=1)
@@ -692,9 +770,11 @@ def _group_effects(design, factor, gf, priors, log_v, comp_index, data, hidden, 
             extra = {"transform": CommonModeScale(common)} if common.any() else {}
             parts.append(_whitened(raw, pm.Normal, sd_block, 1.0, hat[:, cols], prec[:, cols],
                                    shape=(n_levels, width), **extra))
+            start[raw] = np.zeros((n_levels, width))  # b = m (see _whitened)
         elif rho is not None:
             parts.append(_whitened_pair(raw, sd_block, rho, hat[:, cols], prec[:, cols],
                                         n_levels, hidden, common_mode=tuple(common)))
+            start[raw] = start[f"{raw}b"] = np.zeros(n_levels)
         elif _center_groups(pilot, factor):  # r[level] ~ MvNormal(0, S R S)
             raw = f"r_{factor}_c{k}"
             chol = sd_block[:, None] * pt.linalg.cholesky(corr)
