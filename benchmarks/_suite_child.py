@@ -103,7 +103,7 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
 
     warnings.filterwarnings("ignore")
     from r2d2formula import Model
-    from r2d2formula.backend import sample_model
+    from r2d2formula.backend import compile_nutpie, sample_model
     from r2d2formula.backend.sampling import _add_groups
     from r2d2formula.results import Fit
 
@@ -121,9 +121,7 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
     sampler = job["sampler"]
     compiled = None
     if sampler == "nutpie":
-        import nutpie
-
-        compiled = nutpie.compile_pymc_model(graph)
+        compiled = compile_nutpie(graph, model.graph_info)
         log.event("compiled")
     first: dict[str, float] = {}
     extra = {}

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from r2d2formula import Model, datasets
-from r2d2formula.backend import sample_model
+from r2d2formula.backend import compile_nutpie, sample_model
 
 HERE = Path(__file__).resolve().parent
 
@@ -131,9 +131,7 @@ def run_one(name: str, sampler: str, seeds: list[int], *, draws: int | None = No
     graph = model.build()
     compiled = None
     if sampler == "nutpie":
-        import nutpie
-
-        compiled = nutpie.compile_pymc_model(graph)
+        compiled = compile_nutpie(graph, model.graph_info)
     setup = time.perf_counter() - t0
     hidden = set(model.graph_info.hidden)
     records = []

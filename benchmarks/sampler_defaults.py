@@ -19,7 +19,7 @@ import arviz as az
 import numpy as np
 
 from r2d2formula import Model, datasets
-from r2d2formula.backend import sample_model
+from r2d2formula.backend import compile_nutpie, sample_model
 
 MODELS = {
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "sleepstudy", "gaussian"),
@@ -46,9 +46,7 @@ def run(name: str, sampler: str, draws: int, tune: int, seed: int = 1) -> dict:
     graph = model.build()
     compiled = None
     if sampler == "nutpie":
-        import nutpie
-
-        compiled = nutpie.compile_pymc_model(graph)
+        compiled = compile_nutpie(graph, model.graph_info)
     t1 = time.perf_counter()
     idata, _ = sample_model(graph, sampler=sampler, draws=draws, tune=tune, chains=4,
                             target_accept=0.95, random_seed=seed, progressbar=False,

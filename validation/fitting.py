@@ -77,12 +77,12 @@ class Refitter:
         self.compile_seconds = 0.0
 
     def _compile(self):
-        import nutpie
+        from r2d2formula.backend import compile_nutpie
 
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self._compiled = nutpie.compile_pymc_model(self.model.build())
+            self._compiled = compile_nutpie(self.model.build(), self.model.graph_info)
         self.compile_seconds += time.perf_counter() - start
         dtype = self.model.build()[self._y_name].dtype
         self._dtype = np.dtype(dtype)

@@ -5,9 +5,10 @@ from r2d2formula.backend.sampling import (
     DEFAULT_SAMPLER,
     SAMPLERS,
     check_sampler,
+    compile_nutpie,
     sample_model,
     sample_prior,
 )
 
 __all__ = ["build_model", "graph_data", "GraphInfo", "OBS_DIM", "sample_model", "sample_prior",
-           "check_sampler", "SAMPLERS", "DEFAULT_SAMPLER"]
+           "check_sampler", "compile_nutpie", "SAMPLERS", "DEFAULT_SAMPLER"]

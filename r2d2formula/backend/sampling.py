@@ -18,7 +18,8 @@ import pymc as pm
 from r2d2formula.backend.graph import GraphInfo
 from r2d2formula.errors import SamplerError
 
-__all__ = ["SAMPLERS", "DEFAULT_SAMPLER", "sample_model", "sample_prior", "check_sampler"]
+__all__ = ["SAMPLERS", "DEFAULT_SAMPLER", "sample_model", "sample_prior", "check_sampler",
+           "compile_nutpie"]
 
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 #: Chosen by measurement, see benchmarks/README.md.
@@ -133,7 +134,7 @@ def sample_model(
         import nutpie
 
         if compiled is None:
-            compiled = nutpie.compile_pymc_model(model, initial_points=start or None)
+            compiled = compile_nutpie(model, info)
         with _one_blas_thread():
             idata = nutpie.sample(
                 compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
@@ -181,6 +182,15 @@ def _one_blas_thread():
 _MAX_MEASURED = 256
 
 
+def compile_nutpie(model: pm.Model, info: GraphInfo | None = None):
+    """nutpie's compiled model of ``model``, starting where ``info.start`` says (see
+    :func:`sample_model`); reusable for refits of the same structure (``with_data``)."""
+    import nutpie
+
+    start = _evaluate(info.start) if info is not None else {}
+    return nutpie.compile_pymc_model(model, initial_points=start or None)
+
+
 def _evaluate(start: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The start values, expressions of the graph's data evaluated at the data set now in."""
     import pytensor
@@ -205,7 +215,8 @@ def _pymc_nuts(model: pm.Model, *, chains: int, seed: int, target_accept: float,
     variables of ``unit_scale`` (NUTS coordinates built to be close to standard normal) and
     ``1 / H_ii`` elsewhere, ``H_ii`` the curvature of the negative log density at the start
     (central differences of the gradient, two gradients per coordinate; 1 where it is not
-    positive, and for all of them past ``_MAX_MEASURED`` coordinates). Each chain starts at
+    positive; variables are measured smallest first up to ``_MAX_MEASURED`` coordinates in
+    all, larger ones such as centered effects of many levels keep 1). Each chain starts at
     the start jittered by ``U(-1, 1)`` standard deviations of that mass matrix (PyMC jitters by
     ``U(-1, 1)`` whatever the scale, which throws a coordinate with standard deviation 0.02
     fifty deviations away). The mass matrix then adapts as PyMC's always does
@@ -222,14 +233,16 @@ def _pymc_nuts(model: pm.Model, *, chains: int, seed: int, target_accept: float,
     q0, layout = DictToArrayBijection.map({v.name: point[v.name] for v in model.value_vars})
     var = np.ones(q0.size)
     rv_of_value = {model.rvs_to_values[rv].name: rv.name for rv in model.free_RVs}
-    measured: list[int] = []
-    offset = 0
+    blocks, offset = [], 0  # (size, coordinates) of each variable outside unit_scale
     for name, _, size, _ in layout:
         if rv_of_value[name] not in unit_scale:
-            measured.extend(range(offset, offset + size))
+            blocks.append((size, list(range(offset, offset + size))))
         offset += size
-    if len(measured) <= _MAX_MEASURED:
-        var[measured] = _inverse_curvature(func, q0, measured)
+    measured: list[int] = []
+    for size, coords in sorted(blocks, key=lambda block: block[0]):  # smallest first
+        if len(measured) + size <= _MAX_MEASURED:
+            measured.extend(coords)
+    var[measured] = _inverse_curvature(func, q0, measured)
     rng = np.random.default_rng(seed)
     points = [_jittered(func, q0, np.sqrt(var), rng) for _ in range(chains)]
     potential = QuadPotentialDiagAdapt(q0.size, np.mean(points, axis=0), var, 10,
