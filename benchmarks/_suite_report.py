@@ -27,6 +27,13 @@ first_iteration, sampled, done).
 """
 
 
+def _m5_target_accept(records) -> float | None:
+    """The target acceptance model 5's fits ran at, where the run set one."""
+    values = {r.get("target_accept") for r in records if r["section"] == "scale"}
+    values.discard(None)
+    return values.pop() if len(values) == 1 else None
+
+
 def _f(value, fmt: str = "{:.1f}") -> str:
     if value is None:
         return "–"
@@ -160,7 +167,9 @@ def write_markdown(payload: dict, path: Path) -> None:
         f"model 5: {sizes['chains']} x {sizes['m5_draws']} ({sizes['m5_tune']} tuning), "
         f"{sizes['m5_rows']:,} rows, levels {'/'.join(f'{n:,}' for n in sizes['m5_levels'])}. "
         f"Seed {payload['seed']}; r2d2formula at its defaults (target_accept 0.95), Bambi and "
-        "brms at theirs (0.8).", "",
+        "brms at theirs (0.8)"
+        + ("." if not _m5_target_accept(records) else
+           f"; model 5's fits at target_accept {_m5_target_accept(records)}."), "",
         DEFINITIONS,
     ]
     fits = [r for r in records if r["section"] == "models"]
