@@ -89,6 +89,15 @@ def test_pymc_start_draws_the_posterior(many_levels):
     assert np.array_equal(first.idata.posterior["R2"].values, again.idata.posterior["R2"].values)
 
 
+def test_a_start_without_finite_density_falls_back_to_the_support_points():
+    with pm.Model() as model:
+        pm.HalfNormal("scale", 1.0)
+        pm.Normal("x", 0.0, 1.0)
+    initvals, _ = sampling._pymc_nuts(model, chains=2, seed=3, target_accept=0.8,
+                                      start={"x": np.asarray(np.inf)}, unit_scale=())
+    assert all(np.isfinite(values["x"]) and abs(values["x"]) <= 1.0 for values in initvals)
+
+
 def test_sampling_keeps_blas_on_one_thread():
     """Inside the limit every BLAS library runs one thread; outside, as before."""
     before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]

@@ -229,8 +229,13 @@ def _pymc_nuts(model: pm.Model, *, chains: int, seed: int, target_accept: float,
 
     func = model.logp_dlogp_function(ravel_inputs=True, **_pymc_compile_kwargs())
     func.trust_input = True
-    point = make_initial_point_fn(model=model, overrides=dict(start), jitter_rvs=set())(seed)
-    q0, layout = DictToArrayBijection.map({v.name: point[v.name] for v in model.value_vars})
+    def initial(overrides):
+        point = make_initial_point_fn(model=model, overrides=overrides, jitter_rvs=set())(seed)
+        return DictToArrayBijection.map({v.name: point[v.name] for v in model.value_vars})
+
+    q0, layout = initial(dict(start))
+    if start and not _finite(func, q0):  # a pilot gone wrong: the support points, as PyMC
+        q0, layout = initial({})
     var = np.ones(q0.size)
     rv_of_value = {model.rvs_to_values[rv].name: rv.name for rv in model.free_RVs}
     blocks, offset = [], 0  # (size, coordinates) of each variable outside unit_scale
@@ -279,14 +284,19 @@ def _inverse_curvature(func, start: np.ndarray, coords: list[int]) -> np.ndarray
     return out
 
 
+def _finite(func, q: np.ndarray) -> bool:
+    """Whether the log density and its gradient are finite at ``q``."""
+    logp, grad = func([q], extra_vars={})
+    return bool(np.isfinite(logp) and np.all(np.isfinite(grad)))
+
+
 def _jittered(func, start: np.ndarray, sd: np.ndarray, rng: np.random.Generator,
               retries: int = 10) -> np.ndarray:
     """``start + U(-1, 1) sd`` at a point where the log density and its gradient are finite
     (``start`` itself after ``retries`` failures, as PyMC's jitter)."""
     for _ in range(retries):
         q = start + rng.uniform(-1.0, 1.0, size=start.size) * sd
-        logp, grad = func([q], extra_vars={})
-        if np.isfinite(logp) and np.all(np.isfinite(grad)):
+        if _finite(func, q):
             return q
     return start.copy()
 
