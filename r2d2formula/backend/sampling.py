@@ -107,7 +107,7 @@ def sample_model(
     the identity (:func:`_pymc_nuts`): the variables of ``info.unit_scale`` get variance 1,
     every other coordinate the inverse of the log density's curvature at the start. On a
     million-row Poisson model the support point and the identity held the first adaptation
-    window at steps of 0.001 to 0.02 and trees of 255 leapfrog steps (the log variance of a
+    window at steps of 0.0004 to 0.02 and trees of 255 leapfrog steps (the log variance of a
     10,000-level factor has a posterior standard deviation of 0.02); see benchmarks/README.md.
 
     numpyro and blackjax run through PyMC's JAX backend (``pm.sample(nuts_sampler=...)``)
@@ -128,8 +128,6 @@ def sample_model(
     check_sampler(sampler)
     seed = _seed(random_seed)
     extra = dict(sampler_kwargs or {})
-    start = _evaluate(info.start) if info is not None else {}
-    unit_scale = info.unit_scale if info is not None else ()
     if sampler == "nutpie":
         import nutpie
 
@@ -145,6 +143,8 @@ def sample_model(
         return idata, compiled
     kwargs = dict(draws=draws, tune=tune, chains=chains, random_seed=seed,
                   target_accept=target_accept, progressbar=progressbar, model=model)
+    start = _evaluate(info.start) if info is not None else {}
+    unit_scale = info.unit_scale if info is not None else ()
     if sampler == "pymc":
         with _one_blas_thread():
             if not {"step", "init", "initvals"} & set(extra):
@@ -178,13 +178,11 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-#: at most this many coordinates outside ``unit_scale`` get a measured initial variance
-_MAX_MEASURED = 256
-
-
 def compile_nutpie(model: pm.Model, info: GraphInfo | None = None):
     """nutpie's compiled model of ``model``, starting where ``info.start`` says (see
-    :func:`sample_model`); reusable for refits of the same structure (``with_data``)."""
+    :func:`sample_model`); reusable for refits of the same structure (``with_data``), which
+    then start where this data set's pilot put them (a start only, the posterior is the
+    refit's)."""
     import nutpie
 
     start = _evaluate(info.start) if info is not None else {}
@@ -202,6 +200,10 @@ def _evaluate(start: Mapping[str, Any]) -> dict[str, np.ndarray]:
         out = pytensor.function([], list(symbolic.values()), mode="FAST_COMPILE")()
         values.update(zip(symbolic, out, strict=True))
     return {name: np.asarray(value, dtype=float) for name, value in values.items()}
+
+
+#: at most this many coordinates outside ``unit_scale`` get a measured initial variance
+_MAX_MEASURED = 256
 
 
 def _pymc_nuts(model: pm.Model, *, chains: int, seed: int, target_accept: float,
