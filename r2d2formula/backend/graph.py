@@ -498,7 +498,7 @@ def _pilot_log_variances(design, components, data, pilot, conc) -> pt.TensorVari
     A population coefficient's ``V_j = s_j^2 (hat_j^2 + 1 / prec_j)`` (its second moment under
     the pilot's approximation, on the standardised scale); a group term's
     ``V = s^2 tau^2``, with ``tau^2`` the variance of its levels' estimates less their mean
-    sampling variance. A component the pilot cannot measure (no precision, ``tau^2 <= 0``)
+    sampling variance (:attr:`~r2d2formula.backend.pilot.Pilot.tau2`). A component the pilot cannot measure (no precision, ``tau^2 <= 0``)
     starts at its prior share ``c_k / sum(c)`` of the measured total. Why: the prior's
     support point can sit hundreds of posterior standard deviations from where a large data
     set pins the variances (0.02 in log V for a factor of 10,000 levels at a million rows), and
@@ -514,15 +514,10 @@ def _pilot_log_variances(design, components, data, pilot, conc) -> pt.TensorVari
         for j, label in enumerate(design.common.labels):
             estimates[index[label]] = second[j]
     for factor in design.factors:
-        hat, prec = pilot.containers((f"pilot_r_hat_{factor}", f"pilot_r_prec_{factor}"))
-        known = pt.cast(prec > 0, "float64")
-        count = known.sum(axis=0)
-        mean = (known * hat).sum(axis=0) / pt.maximum(count, 1.0)
-        spread = (known * (hat - mean) ** 2).sum(axis=0) / pt.maximum(count - 1.0, 1.0)
-        noise = (known / pt.switch(prec > 0, prec, 1.0)).sum(axis=0) / pt.maximum(count, 1.0)
-        tau2 = pt.switch(count >= 2, spread - noise, 0.0) * data[f"Z_scales_{factor}"] ** 2
+        (tau2,) = pilot.containers((f"pilot_tau2_{factor}",))
+        scaled = tau2 * data[f"Z_scales_{factor}"] ** 2
         for t, label in enumerate(design.factor_labels(factor)):
-            estimates[index[f"{label}|{factor}"]] = tau2[t]
+            estimates[index[f"{label}|{factor}"]] = scaled[t]
     measured = pt.stack([pt.constant(0.0) if e is None else e for e in estimates])
     ok = measured > 0
     total = pt.switch(ok, measured, 0.0).sum()

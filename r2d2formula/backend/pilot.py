@@ -48,11 +48,13 @@ class Pilot:
     r_hat, r_prec : dict of str to ndarray, shape (levels, q)
         Per factor, the same for each level and Z column (0 precision for levels with too
         little data to estimate a column).
+    tau2 : dict of str to ndarray, shape (q,)
+        Per factor and Z column, ``tau^2``: the between-level variance of the estimates less
+        their mean sampling variance, over the levels with a precision (0 where that is not
+        positive or fewer than two levels have one).
     shrinkage : dict of str to ndarray, shape (q,)
-        Per factor and Z column, the median over levels of ``tau^2 prec / (1 + tau^2 prec)``
-        with ``tau^2`` the between-level variance of the estimates less their mean sampling
-        variance: near 1 where the data pin down each level's effect, near 0 where the prior
-        does.
+        Per factor and Z column, the median over levels of ``tau^2 prec / (1 + tau^2 prec)``:
+        near 1 where the data pin down each level's effect, near 0 where the prior does.
     reliable : dict of str to bool
         Per factor, whether every term's between-level variance of the estimates, less their
         mean sampling variance, exceeds their median sampling variance (the typical level's
@@ -64,6 +66,7 @@ class Pilot:
     b_prec: np.ndarray
     r_hat: dict[str, np.ndarray]
     r_prec: dict[str, np.ndarray]
+    tau2: dict[str, np.ndarray]
     shrinkage: dict[str, np.ndarray]
     reliable: dict[str, bool]
 
@@ -209,7 +212,7 @@ def pilot_fit(design: Design, family: Family) -> Pilot:
     b_prec = _marginal_precision(info)[p0:] if A.shape[1] else np.zeros(0)
     b_hat = np.where(b_prec > 0, b_hat, 0.0)
 
-    r_hat, r_prec, shrinkage, reliable = {}, {}, {}, {}
+    r_hat, r_prec, tau2, shrinkage, reliable = {}, {}, {}, {}, {}
     for factor, gf in design.factors.items():
         terms = [term for term in design.group_terms if term.factor == factor]
         Zf = np.column_stack([term.matrix for term in terms]).astype(float)
@@ -230,7 +233,8 @@ def pilot_fit(design: Design, family: Family) -> Pilot:
         prec = prec / scale
         r_hat[factor] = np.where(prec > 0, est, 0.0)
         r_prec[factor] = prec
-        shrinkage[factor] = _shrinkage(r_hat[factor], prec)
+        tau2[factor] = _between_variance(r_hat[factor], prec)
+        shrinkage[factor] = _shrinkage(tau2[factor], prec)
         if full.sum() < 2:
             reliable[factor] = False
             continue
@@ -238,27 +242,32 @@ def pilot_fit(design: Design, family: Family) -> Pilot:
         between = est[full].var(axis=0, ddof=1) - var.mean(axis=0)
         reliable[factor] = bool(np.all(between > np.median(var, axis=0)))
     return Pilot(beta0_hat=float(coef[0]) if p0 else 0.0, b_hat=b_hat, b_prec=b_prec,
-                 r_hat=r_hat, r_prec=r_prec, shrinkage=shrinkage, reliable=reliable)
+                 r_hat=r_hat, r_prec=r_prec, tau2=tau2, shrinkage=shrinkage,
+                 reliable=reliable)
 
 
-def _shrinkage(est: np.ndarray, prec: np.ndarray) -> np.ndarray:
-    """Median over levels of tau^2 prec / (1 + tau^2 prec), per column (levels x q in)."""
+def _between_variance(est: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """tau^2 per column (levels x q in): the variance of the estimates over the levels with a
+    precision, less their mean sampling variance; 0 where negative or under two levels."""
     out = np.zeros(est.shape[1])
     for t in range(est.shape[1]):
         known = prec[:, t] > 0
-        if known.sum() < 2:
-            continue
-        tau2 = max(float(est[known, t].var(ddof=1) - np.mean(1.0 / prec[known, t])), 0.0)
-        out[t] = float(np.median(tau2 * prec[:, t] / (1.0 + tau2 * prec[:, t])))
+        if known.sum() >= 2:
+            out[t] = max(float(est[known, t].var(ddof=1) - np.mean(1.0 / prec[known, t])), 0.0)
     return out
+
+
+def _shrinkage(tau2: np.ndarray, prec: np.ndarray) -> np.ndarray:
+    """Median over levels of tau^2 prec / (1 + tau^2 prec), per column (0 where tau^2 is)."""
+    return np.median(tau2 * prec / (1.0 + tau2 * prec), axis=0)
 
 
 def pilot_data(pilot: Pilot) -> dict[str, np.ndarray]:
     """The pilot's numbers the graph reads, by ``pm.Data`` name.
 
     ``pilot_beta0_hat`` (scalar), ``pilot_b_hat`` and ``pilot_b_prec`` (shape (p,)), and per
-    factor ``pilot_r_hat_<f>`` and
-    ``pilot_r_prec_<f>`` (shape (levels, q)). Setting them from another data set of the same
+    factor ``pilot_r_hat_<f>`` and ``pilot_r_prec_<f>`` (shape (levels, q)) and
+    ``pilot_tau2_<f>`` (shape (q,)). Setting them from another data set of the same
     structure (``pilot_data(pilot_fit(design, family))``) re-tunes the sampling coordinates
     to that data set; the prior is exact for any values.
     """
@@ -267,4 +276,5 @@ def pilot_data(pilot: Pilot) -> dict[str, np.ndarray]:
     for factor in pilot.r_hat:
         values[f"pilot_r_hat_{factor}"] = pilot.r_hat[factor]
         values[f"pilot_r_prec_{factor}"] = pilot.r_prec[factor]
+        values[f"pilot_tau2_{factor}"] = pilot.tau2[factor]
     return values
