@@ -72,3 +72,27 @@ def test_positive_definite_check_matches_pymc():
             expected = bool(posdef(x)) if np.isfinite(x).all() else False
             assert is_positive_definite(x) == expected
             assert bool(check(x).eval(mode="NUMBA")) == expected
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_build_and_refit_data_compile_nothing(case, monkeypatch):
+    """Building the graph and setting a refit's data must not compile a PyTensor function:
+    the first compiled function of a process loads PyTensor's whole C module cache (5-10 s),
+    which the JAX and nutpie samplers never need otherwise."""
+    from pytensor.compile.function.types import FunctionMaker
+
+    load, formula, family = CASES[case]
+    data = load()
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a PyTensor function was compiled")
+
+    monkeypatch.setattr(FunctionMaker, "create", refuse)
+    model = Model(formula, data, family=family)
+    graph = model.build()
+    # a refit with fewer rows sets its data, and its observation length, into the same graph
+    fewer = data.drop(index=data.index[::15])  # every level stays
+    refit = model.with_data(fewer)
+    assert refit.build() is graph
+    assert graph.dim_lengths["__obs__"].get_value() == len(fewer) < len(data)
+    assert graph["y_observed"].get_value().shape[0] == len(fewer)

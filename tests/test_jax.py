@@ -78,3 +78,21 @@ def test_chain_method_follows_the_jax_devices():
     # more chains than devices: PyMC's "parallel" would make numpyro warn and blackjax fail
     assert sampling._jax_chain_method("numpyro", devices + 1) == "sequential"
     assert sampling._jax_chain_method("blackjax", devices + 1) == "vectorized"
+
+
+def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
+    """Importing r2d2formula must not import JAX (a second of every start for the pymc and
+    nutpie samplers); the map Op's JAX implementation is registered when PyTensor's JAX
+    dispatch is imported, by PyMC's JAX sampling or by the user."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, r2d2formula, r2d2formula.backend\n"
+        "assert 'jax' not in sys.modules, 'jax imported'\n"
+        "from pytensor.link.jax.dispatch import jax_funcify\n"
+        "from r2d2formula.backend.r2_map_op import LogWOfR2, LogWOfR2Grad\n"
+        "assert LogWOfR2 in jax_funcify.registry and LogWOfR2Grad in jax_funcify.registry\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -61,6 +61,8 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc.distributions.shape_utils import rv_size_is_none
 from pymc.logprob.transforms import Transform
+from pymc.pytensorf import convert_observed_data
+from pytensor.compile.sharedvalue import SharedVariable
 from scipy import special
 
 from r2d2formula.backend import numba_ops  # noqa: F401 (numba implementations of PyMC ops)
@@ -72,7 +74,7 @@ from r2d2formula.families import Family
 from r2d2formula.priors.defaults import ResolvedPriors
 from r2d2formula.priors.spec import Prior
 
-__all__ = ["build_model", "GraphInfo", "OBS_DIM", "graph_data"]
+__all__ = ["build_model", "GraphInfo", "OBS_DIM", "graph_data", "set_graph_data"]
 
 OBS_DIM = "__obs__"
 _ROW_VECTORS = ("offset", "trials", "y_observed", NORMALIZER)
@@ -345,6 +347,34 @@ def is_observation_level(name: str) -> bool:
     with other rows sets."""
     return (name in _ROW_VECTORS or name == "X" or name.startswith("codes_")
             or (name.startswith("Z_") and not name.startswith("Z_scales_")))
+
+
+def set_graph_data(model: pm.Model, values: dict[str, np.ndarray], *,
+                   n_obs: int | None = None) -> None:
+    """Set the data containers ``values`` of one of our graphs (and the observation dim to
+    ``n_obs`` rows): what ``pm.set_data`` does here, without compiling anything.
+
+    ``pm.set_data`` reads each dim's current length with ``length.eval()``, a compiled
+    function; the first compiled function of a process loads PyTensor's whole C module cache
+    (5-10 s with a few thousand cached modules), which the JAX and nutpie samplers never need
+    otherwise. Our dims have shared lengths, read here with ``get_value``.
+    """
+    lengths = model.dim_lengths
+    if n_obs is not None and int(lengths[OBS_DIM].get_value()) != n_obs:
+        model.set_dim(OBS_DIM, n_obs, coord_values=np.arange(n_obs))
+    for name, value in values.items():
+        shared = model[name]
+        value = convert_observed_data(np.asarray(value))
+        dims = model.named_vars_to_dims.get(name) or ()
+        if value.ndim != shared.ndim or any(
+                not isinstance(lengths[dim], SharedVariable)
+                or value.shape[axis] != int(lengths[dim].get_value())
+                for axis, dim in enumerate(dims)):
+            raise ValueError(
+                f"Data container {name!r} of dims {dims} cannot take values of shape "
+                f"{value.shape} (dims {[f'{d}={int(lengths[d].eval())}' for d in dims]}); "
+                "this is a bug in r2d2formula, please report it.")
+        shared.set_value(value)
 
 
 def _data_dims(name: str) -> tuple[str, ...] | str | None:

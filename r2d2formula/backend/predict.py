@@ -23,7 +23,12 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from r2d2formula.backend.graph import OBS_DIM, GraphInfo, graph_data, is_observation_level
+from r2d2formula.backend.graph import (
+    GraphInfo,
+    graph_data,
+    is_observation_level,
+    set_graph_data,
+)
 from r2d2formula.backend.likelihood import NORMALIZER
 from r2d2formula.design.types import Design
 from r2d2formula.families import Family
@@ -141,8 +146,7 @@ def predict_chunks(
         for start in range(0, n, size):
             rows = slice(start, min(start + size, n))
             chunk = _slice_rows(values, rows)
-            pm.set_data({**chunk, **switches},
-                        coords={OBS_DIM: np.arange(rows.stop - rows.start)})
+            set_graph_data(model, {**chunk, **switches}, n_obs=rows.stop - rows.start)
             seed = int(rng.integers(2**31 - 1))
             with warnings.catch_warnings(), _quiet_pymc():
                 warnings.simplefilter("ignore", UserWarning)

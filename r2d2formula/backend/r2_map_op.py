@@ -26,7 +26,10 @@ loops; tests check that both give the same root, value and gradients.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import math
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -413,5 +416,38 @@ def _family_of(kind: int) -> Family:
     return get_family("binomial" if kind in (2, 3) else name, link)
 
 
+def _after_import(module_name: str, callback) -> None:
+    """Call ``callback()`` once ``module_name`` has been imported: now if it is, else right
+    after its import (a one-shot finder at the head of ``sys.meta_path``).
+
+    The JAX implementation is registered when PyTensor's JAX dispatch is first imported (by
+    PyMC's JAX sampling, or a user's ``pytensor.function(..., mode="JAX")``) instead of at our
+    import: importing that module imports JAX, a second of every start for the pymc and nutpie
+    samplers that never use it.
+    """
+    if module_name in sys.modules:
+        callback()
+        return
+
+    class _Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            if fullname != module_name:
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(fullname)
+            if spec is None or spec.loader is None:
+                return spec
+            execute = spec.loader.exec_module
+
+            def exec_module(module):
+                execute(module)
+                callback()
+
+            spec.loader.exec_module = exec_module  # this spec's own loader instance
+            return spec
+
+    sys.meta_path.insert(0, _Finder())
+
+
 _register_numba()
-_register_jax()
+_after_import("pytensor.link.jax.dispatch", _register_jax)

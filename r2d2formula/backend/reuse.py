@@ -22,11 +22,11 @@ import numpy as np
 import pymc as pm
 
 from r2d2formula.backend.graph import (
-    OBS_DIM,
     GraphInfo,
     build_model,
     graph_data,
     is_observation_level,
+    set_graph_data,
 )
 from r2d2formula.backend.pilot import pilot_data, pilot_fit
 from r2d2formula.design.types import Design
@@ -142,8 +142,8 @@ class CompiledGraphs:
                 model.set_dim(factor, len(levels), coord_values=levels)
         values = {k: v for k, v in values.items() if k in model.named_vars}
         if observations:
-            pm.set_data(values, model=model, coords={OBS_DIM: np.arange(design.n_obs)})
+            set_graph_data(model, values, n_obs=design.n_obs)
         else:  # observation-level data are set per prediction
-            pm.set_data({k: v for k, v in values.items() if not is_observation_level(k)},
-                        model=model)
+            set_graph_data(model, {k: v for k, v in values.items()
+                                   if not is_observation_level(k)})
 
