@@ -78,7 +78,7 @@ def test_positive_definite_check_matches_pymc():
 def test_build_and_refit_data_compile_nothing(case, monkeypatch):
     """Building the graph and setting a refit's data must not compile a PyTensor function:
     the first compiled function of a process loads PyTensor's whole C module cache (5-10 s),
-    which the JAX and nutpie samplers never need otherwise."""
+    which the JAX samplers never need otherwise."""
     from pytensor.compile.function.types import FunctionMaker
 
     load, formula, family = CASES[case]

@@ -356,8 +356,9 @@ def set_graph_data(model: pm.Model, values: dict[str, np.ndarray], *,
 
     ``pm.set_data`` reads each dim's current length with ``length.eval()``, a compiled
     function; the first compiled function of a process loads PyTensor's whole C module cache
-    (5-10 s with a few thousand cached modules), which the JAX and nutpie samplers never need
-    otherwise. Our dims have shared lengths, read here with ``get_value``.
+    (5-10 s with a few thousand cached modules), which the JAX samplers never need otherwise
+    (the pymc and nutpie paths load it later, for PyMC's initial-point functions). Our dims
+    have shared lengths, read here with ``get_value``.
     """
     lengths = model.dim_lengths
     if n_obs is not None and int(lengths[OBS_DIM].get_value()) != n_obs:

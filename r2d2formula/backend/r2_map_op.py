@@ -422,8 +422,8 @@ def _after_import(module_name: str, callback) -> None:
 
     The JAX implementation is registered when PyTensor's JAX dispatch is first imported (by
     PyMC's JAX sampling, or a user's ``pytensor.function(..., mode="JAX")``) instead of at our
-    import: importing that module imports JAX, a second of every start for the pymc and nutpie
-    samplers that never use it.
+    import: importing that module imports JAX, about a second of every start with the pymc
+    and nutpie samplers, which never use it.
     """
     if module_name in sys.modules:
         callback()
