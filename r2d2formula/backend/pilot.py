@@ -235,12 +235,10 @@ def pilot_fit(design: Design, family: Family) -> Pilot:
         r_prec[factor] = prec
         tau2[factor] = _between_variance(r_hat[factor], prec)
         shrinkage[factor] = _shrinkage(tau2[factor], prec)
-        if full.sum() < 2:
-            reliable[factor] = False
-            continue
-        var = 1.0 / prec[full]
-        between = est[full].var(axis=0, ddof=1) - var.mean(axis=0)
-        reliable[factor] = bool(np.all(between > np.median(var, axis=0)))
+        # tau^2 over the levels that estimate every term, against their median sampling
+        # variance (a tau^2 clipped at 0 fails the test as the negative difference did)
+        reliable[factor] = bool(full.sum() >= 2 and np.all(
+            _between_variance(est[full], prec[full]) > np.median(1.0 / prec[full], axis=0)))
     return Pilot(beta0_hat=float(coef[0]) if p0 else 0.0, b_hat=b_hat, b_prec=b_prec,
                  r_hat=r_hat, r_prec=r_prec, tau2=tau2, shrinkage=shrinkage,
                  reliable=reliable)
