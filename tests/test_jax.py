@@ -96,3 +96,26 @@ def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_jax_start_check_uses_one_jitted_log_density(small_gaussian):
+    """Inside ``_jitted_jax_logp`` PyMC's JAX log density is compiled once by ``jax.jit``
+    (same values as PyMC's op-by-op one); outside it, and after an error, PyMC's own is back."""
+    import jax
+    import pymc.sampling.jax as pymc_jax
+
+    graph = Model("y ~ x1 + x2 + cat", small_gaussian).build()
+    original = pymc_jax.get_jaxified_logp
+    point = [np.asarray(v) for v in graph.initial_point().values()]
+    with sampling._jitted_jax_logp():
+        jitted = pymc_jax.get_jaxified_logp(graph, negative_logp=False)
+        assert pymc_jax.get_jaxified_logp is not original
+    assert pymc_jax.get_jaxified_logp is original
+    assert hasattr(jitted, "lower")  # a jax.jit-wrapped function
+    np.testing.assert_allclose(float(jitted(point)), float(original(graph, False)(point)),
+                               rtol=1e-10)
+    with pytest.raises(RuntimeError, match="inside"):
+        with sampling._jitted_jax_logp():
+            raise RuntimeError("inside")
+    assert pymc_jax.get_jaxified_logp is original
+    assert isinstance(jitted(point), jax.Array)

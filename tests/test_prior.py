@@ -151,6 +151,8 @@ def test_independent_group_prior_is_used(small_gaussian):
         ({"priors": {"sd": Prior("HalfNormal", sigma=1)}}, "outside the R2D2 prior"),
         ({"prior": R2D2(concentration={"nonsense": 1.0})}, "unknown components"),
         ({"prior": 0.5}, "R2D2"),
+        ({"priors": {"Intercept": Prior("Normal", mu=0, sigma=1)}, "formula": "y ~ 0 + x1"},
+         "has no intercept"),
     ],
 )
 def test_prior_specification_errors(small_gaussian, kwargs, match):
@@ -179,3 +181,11 @@ def test_r2d2_hyperparameter_errors(kwargs, match):
 def test_concentration_dict_applies_per_component(small_gaussian):
     m = Model("y ~ x1 + x2 + (1 | g)", small_gaussian, prior=R2D2(concentration={"x1": 2.0}))
     assert m.components["concentration"].to_dict() == {"x1": 2.0, "x2": 0.5, "1|g": 0.5}
+
+
+def test_prior_table_lists_beta0_only_when_the_formula_has_an_intercept(small_gaussian):
+    with_intercept = Model("y ~ x1 + x2", small_gaussian).prior_table()
+    without = Model("y ~ 0 + x1 + x2", small_gaussian).prior_table()
+    assert "beta0 (centered intercept)" in set(with_intercept["parameter"])
+    assert "beta0 (centered intercept)" not in set(without["parameter"])
+    assert len(without) == len(with_intercept) - 1

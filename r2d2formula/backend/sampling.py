@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Collection, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import arviz as az
@@ -158,9 +159,10 @@ def sample_model(
         extra.setdefault("chain_method", _jax_chain_method(sampler, chains))
         if start:
             kwargs["initvals"] = start
-        idata = pm.sample(nuts_sampler=sampler, nuts_sampler_kwargs=extra,
-                          idata_kwargs={"log_likelihood": log_likelihood},
-                          compute_convergence_checks=False, **kwargs)
+        with _jitted_jax_logp():
+            idata = pm.sample(nuts_sampler=sampler, nuts_sampler_kwargs=extra,
+                              idata_kwargs={"log_likelihood": log_likelihood},
+                              compute_convergence_checks=False, **kwargs)
     return _add_groups(idata, model, log_likelihood), None
 
 
@@ -312,6 +314,32 @@ def _jax_chain_method(sampler: str, chains: int) -> str:
     if chains <= 1 or jax.local_device_count() >= chains:
         return "parallel"
     return "sequential" if sampler == "numpyro" else "vectorized"
+
+
+@contextmanager
+def _jitted_jax_logp():
+    """PyMC's JAX samplers with their log density compiled once by ``jax.jit``.
+
+    ``pymc.sampling.jax.sample_jax_nuts`` checks each chain's jittered start with the
+    un-jitted JAX log density, which JAX then runs op by op, compiling every primitive apart:
+    2.8 s of a 19 s fit of benchmark model 1 (500 x 50), against about 0.3 s for one
+    compilation. The samplers call the same function inside their own ``jit``, where a jitted
+    function is inlined, so the draws do not change. PyMC looks the function up in its module
+    at each call, so it is replaced only for the duration of the call.
+    """
+    import jax
+    import pymc.sampling.jax as pymc_jax
+
+    original = pymc_jax.get_jaxified_logp
+
+    def jitted(model: pm.Model, negative_logp: bool = True):
+        return jax.jit(original(model, negative_logp=negative_logp))
+
+    pymc_jax.get_jaxified_logp = jitted
+    try:
+        yield
+    finally:
+        pymc_jax.get_jaxified_logp = original
 
 
 def _pymc_compile_kwargs() -> dict:

@@ -72,6 +72,9 @@ class ResolvedPriors:
         Mean offset; the R2 map is evaluated at beta0 + offset_mean.
     gbp_params : (float, float, float, float) or None
         Yanchenko et al.'s fitted (a*, b*, c*, d*) when ``approx == "gbp"``.
+    has_intercept : bool
+        Whether the model has beta0 (False for ``0 +`` / ``- 1`` formulas, where
+        ``intercept`` is kept only as the unused default).
     """
 
     r2d2: R2D2
@@ -86,6 +89,7 @@ class ResolvedPriors:
     map_trials: float = 1.0
     offset_mean: float = 0.0
     gbp_params: tuple[float, float, float, float] | None = None
+    has_intercept: bool = True
 
     def table(self) -> list[tuple[str, str]]:
         """(parameter, prior in words) rows for display."""
@@ -95,8 +99,9 @@ class ResolvedPriors:
         rows = [
             ("R2", f"Beta({a:.4g}, {b:.4g})"),
             ("phi", f"Dirichlet({conc_text}) over {len(self.concentrations)} components"),
-            ("beta0 (centered intercept)", self.intercept.describe()),
         ]
+        if self.has_intercept:
+            rows.append(("beta0 (centered intercept)", self.intercept.describe()))
         rows += [(name, prior.describe()) for name, prior in self.aux.items()]
         if self.group_sd is not None:
             rows.append(("sd_* (independent)", self.group_sd.describe()))
@@ -170,7 +175,8 @@ def resolve_priors(
     Raises
     ------
     PriorSpecError
-        Unknown override keys, an override for a parameter the family lacks, a prior with
+        Unknown override keys, an override for a parameter the family lacks (or an
+        ``"Intercept"`` prior for a formula without one), a prior with
         negative support for a positive parameter, or a concentration dict naming an unknown
         component.
     """
@@ -204,6 +210,11 @@ def resolve_priors(
                 f"{key!r} is positive, so its prior needs positive support (HalfNormal, "
                 f"HalfStudentT, Exponential, Gamma, LogNormal, ...), got {value.describe()}"
             )
+    if "Intercept" in overrides and not design.common.intercept:
+        raise PriorSpecError(
+            f"priors['Intercept'] was given, but the formula {design.formula!r} has no intercept "
+            "('0 +' or '- 1'); drop the Intercept prior or the '0 +'"
+        )
     choice = choose_variant(design, family, variant)
     if "sd" in overrides and not choice.independent_groups:
         raise PriorSpecError(
@@ -240,6 +251,7 @@ def resolve_priors(
         map_trials=map_trials,
         offset_mean=offset_mean,
         gbp_params=gbp_params,
+        has_intercept=bool(design.common.intercept),
     )
 
 
