@@ -328,3 +328,19 @@ def test_nutpie_refit_reuses_the_compiled_model():
     assert float(first.idata.posterior["b"].mean()) > 1.5
     assert float(second.idata.posterior["b"].mean()) < -0.5
     assert second.idata.observed_data["y"].shape == (130,)
+    # and nutpie starts at the second data set's pilot fit: its initial point is the start
+    # evaluated on the second data set, not the first (beta0 and log_V read the containers)
+    from r2d2formula.backend.sampling import _evaluate
+
+    shifted = simulate(3, 130, -1.0).assign(y=lambda f: f["y"] + 50.0)
+    third = model.with_data(shifted)
+    third.build()
+    nutpie_start = third._graphs.nutpie_model().initial_point_func(0)
+    expected = _evaluate(third.graph_info.start)
+    assert abs(expected["beta0"] - _evaluate(model.graph_info.start)["beta0"]) > 40.0
+    # nutpie jitters every coordinate by U(-1, 1); the first data set's beta0 is 40+ away
+    flat = np.asarray(nutpie_start, dtype=float)
+    for name in ("beta0", "log_V"):
+        value = np.atleast_1d(expected[name])
+        windows = np.lib.stride_tricks.sliding_window_view(flat, value.size)
+        assert (np.abs(windows - value) <= 1.0).all(axis=1).any(), name

@@ -130,7 +130,11 @@ class Refitter:
 
         if self._compiled is None:
             self._compile()
+        from r2d2formula.backend.graph import set_graph_data
+
         values = self._response_data(y)
+        # nutpie's start reads the graph's containers (compile_nutpie), its draws the copies
+        set_graph_data(self.model.build(), values)
         compiled = self._compiled.with_data(
             **{k: v for k, v in values.items() if k in self._compiled.shared_data})
         with warnings.catch_warnings():

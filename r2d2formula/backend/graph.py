@@ -529,12 +529,13 @@ def _pilot_log_variances(design, components, data, pilot, conc) -> pt.TensorVari
     A population coefficient's ``V_j = s_j^2 (hat_j^2 + 1 / prec_j)`` (its second moment under
     the pilot's approximation, on the standardised scale); a group term's
     ``V = s^2 tau^2``, with ``tau^2`` the variance of its levels' estimates less their mean
-    sampling variance (:attr:`~r2d2formula.backend.pilot.Pilot.tau2`). A component the pilot cannot measure (no precision, ``tau^2 <= 0``)
-    starts at its prior share ``c_k / sum(c)`` of the measured total. Why: the prior's
-    support point can sit hundreds of posterior standard deviations from where a large data
-    set pins the variances (0.02 in log V for a factor of 10,000 levels at a million rows), and
-    NUTS then spends its early adaptation in trees of hundreds of tiny steps. Written in the
-    graph from the ``pilot_*`` containers, so a refit that sets them starts from its own data.
+    sampling variance (:attr:`~r2d2formula.backend.pilot.Pilot.tau2`). A component the pilot
+    cannot measure (no precision, ``tau^2 <= 0``) starts at its prior share ``c_k / sum(c)``
+    of the measured total. Why: the prior's support point can sit hundreds of posterior
+    standard deviations from where a large data set pins the variances (0.02 in log V for a
+    factor of 10,000 levels at a million rows), and NUTS then spends its early adaptation in
+    trees of hundreds of tiny steps. Written in the graph from the ``pilot_*`` containers, so
+    a refit that sets them starts from its own data.
     """
     index = {name: k for k, name in enumerate(components)}
     estimates = [None] * len(components)

@@ -182,12 +182,16 @@ def _one_blas_thread():
 
 def compile_nutpie(model: pm.Model, info: GraphInfo | None = None):
     """nutpie's compiled model of ``model``, starting where ``info.start`` says (see
-    :func:`sample_model`); reusable for refits of the same structure (``with_data``), which
-    then start where this data set's pilot put them (a start only, the posterior is the
-    refit's)."""
+    :func:`sample_model`); reusable for refits of the same structure (``with_data``).
+
+    The start's expressions of the graph's data (the intercept and ``log_V`` from the pilot
+    containers) stay symbolic: nutpie evaluates them through PyMC's initial-point function,
+    which reads the graph's data containers at each fit, so a refit whose data are set into
+    the graph starts at its own pilot fit rather than the first data set's.
+    """
     import nutpie
 
-    start = _evaluate(info.start) if info is not None else {}
+    start = dict(info.start) if info is not None else {}
     return nutpie.compile_pymc_model(model, initial_points=start or None)
 
 
