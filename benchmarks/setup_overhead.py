@@ -1,7 +1,7 @@
 """Start-up costs before the first gradient: setting data into a graph, and importing.
 
 Each measurement runs in a fresh Python process, alternately, ``--repeats`` times each
-(medians reported), on model 1 of the suite (500 rows, 50 predictors):
+(medians reported), on model 1 of the suite (``_suite_models``: 500 rows, 50 predictors):
 
 * **set data**: the graph is built, then its data are set again the way ``Model.build()``
   and ``with_data`` refits do: with ``pm.set_data`` (PyMC; its length check compiles a
@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 _CHILD = r"""
 import json, sys, time, warnings
@@ -35,36 +36,35 @@ if what == "import+jax":
 t_import = time.perf_counter() - t0
 out = {"import_s": t_import}
 if what.startswith("set_data"):
-    import numpy as np, pandas as pd, pymc as pm
+    import numpy as np, pymc as pm
     from r2d2formula import Model
     from r2d2formula.backend.graph import OBS_DIM, graph_data, set_graph_data
-    rng = np.random.default_rng(101)
-    X = rng.standard_normal((500, 50))
-    frame = pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(50)])
-    frame["y"] = 1 + X[:, :5] @ np.array([1, -0.8, 0.6, -0.4, 0.2]) + rng.standard_normal(500)
-    model = Model("y ~ " + " + ".join(frame.columns[:50]), frame)
+    sys.path.insert(0, sys.argv[2])
+    from _suite_models import MODELS, Sizes, make_data
+    frame = make_data("1", Sizes())
+    model = Model(MODELS["1"].formula, frame, family=MODELS["1"].family)
     graph = model.build()
     values = {k: v for k, v in graph_data(model.design, model.family, model.priors).items()
               if k in graph.named_vars}
+    n = len(frame)
     t1 = time.perf_counter()
     if what == "set_data:pymc":
-        pm.set_data(values, model=graph, coords={OBS_DIM: np.arange(500)})
+        pm.set_data(values, model=graph, coords={OBS_DIM: np.arange(n)})
     else:
-        set_graph_data(graph, values, n_obs=500)
+        set_graph_data(graph, values, n_obs=n)
     out["set_data_s"] = time.perf_counter() - t1
 print(json.dumps(out))
 """
 
 
 def _run(what: str) -> dict:
-    result = subprocess.run([sys.executable, "-c", _CHILD, what], capture_output=True,
+    here = str(Path(__file__).resolve().parent)  # for the suite's _suite_models
+    result = subprocess.run([sys.executable, "-c", _CHILD, what, here], capture_output=True,
                             text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def _cache_modules() -> int:
-    from pathlib import Path
-
     import pytensor
 
     return sum(1 for _ in Path(pytensor.config.compiledir).glob("tmp*"))
