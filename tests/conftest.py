@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -16,6 +17,13 @@ warnings.filterwarnings("ignore", message=".*BLAS.*")
 # time inside a test whose output pytest captures, it would keep that test's capture file and
 # fail with "I/O operation on closed file" in the next test that shows a progress bar; so
 # PyMC is imported here, at collection, while the session-wide streams are in place.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_cache_in_a_temporary_folder(tmp_path_factory):
+    """The JAX fits of the tests keep their compiled programs in a temporary folder, not in
+    the user's cache (``backend.sampling.use_jax_compilation_cache``)."""
+    os.environ.setdefault("R2D2FORMULA_JAX_CACHE_DIR", str(tmp_path_factory.mktemp("jax")))
 
 
 @pytest.fixture(scope="session")

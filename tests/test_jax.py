@@ -119,3 +119,75 @@ def test_jax_start_check_uses_one_jitted_log_density(small_gaussian):
             raise RuntimeError("inside")
     assert pymc_jax.get_jaxified_logp is original
     assert isinstance(jitted(point), jax.Array)
+
+
+_CACHED_FIT = r"""
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, pandas as pd
+import jax.monitoring
+from r2d2formula import Model
+from r2d2formula.backend.sampling import use_jax_compilation_cache
+hits = []
+jax.monitoring.register_event_listener(
+    lambda event, **kw: hits.append(event) if event.endswith("cache_hits") else None)
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({"x": rng.normal(size=40)})
+frame["y"] = 1.0 + 0.5 * frame.x + rng.normal(size=40)
+fit = Model("y ~ x", frame).fit(sampler="numpyro", draws=20, tune=20, chains=1,
+                                 random_seed=5, progressbar=False)
+print(json.dumps({"hits": len(hits), "folder": str(use_jax_compilation_cache()),
+                  "R2": fit.idata.posterior["R2"].values.ravel().tolist()}))
+"""
+
+
+def _run_python(code: str, env: dict) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    full_env = {k: v for k, v in os.environ.items()
+                if k not in ("R2D2FORMULA_JAX_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR",
+                             "XDG_CACHE_HOME")}
+    full_env.update(env)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=full_env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_next_process_loads_the_compiled_jax_programs(tmp_path):
+    """By default the JAX samplers' XLA programs go to ``$XDG_CACHE_HOME/r2d2formula/jax``; a
+    second process fitting the same model to the same data loads them instead of compiling
+    (JAX reports cache hits) and draws the same numbers."""
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    first = _run_python(_CACHED_FIT, env)
+    folder = tmp_path / "r2d2formula" / "jax"
+    assert first["folder"] == str(folder)
+    assert first["hits"] == 0
+    written = list(folder.iterdir())
+    assert len(written) >= 3  # the start check, the NUTS loop and the post-processing
+    second = _run_python(_CACHED_FIT, env)
+    assert second["hits"] >= len(written)
+    assert second["R2"] == first["R2"]
+
+
+def test_the_jax_cache_follows_the_users_settings(tmp_path):
+    """A folder the user gave JAX is kept, with JAX's own threshold; ``off`` turns ours off."""
+    code = (
+        "import json, jax\n"
+        "from r2d2formula.backend.sampling import use_jax_compilation_cache\n"
+        "folder = use_jax_compilation_cache()\n"
+        "print(json.dumps({'folder': None if folder is None else str(folder),\n"
+        "                  'jax': jax.config.jax_compilation_cache_dir,\n"
+        "                  'min_s': jax.config.jax_persistent_cache_min_compile_time_secs}))\n"
+    )
+    own = _run_python(code, {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine")})
+    assert own == {"folder": str(tmp_path / "mine"), "jax": str(tmp_path / "mine"),
+                   "min_s": 1.0}
+    off = _run_python(code, {"R2D2FORMULA_JAX_CACHE_DIR": "off"})
+    assert off == {"folder": None, "jax": None, "min_s": 1.0}
+    chosen = _run_python(code, {"R2D2FORMULA_JAX_CACHE_DIR": str(tmp_path / "ours")})
+    assert chosen == {"folder": str(tmp_path / "ours"), "jax": str(tmp_path / "ours"),
+                      "min_s": 0.0}

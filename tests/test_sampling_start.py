@@ -8,6 +8,8 @@ of this changes the model: a start and a mass matrix only decide how fast NUTS a
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -63,7 +65,7 @@ def test_pymc_nuts_scales_its_start_to_the_curvature():
         pm.Normal("wide", 0.0, 0.5, shape=big)
         pm.Normal("narrow", 3.0, 0.01)
         pm.Normal("z", 0.0, 1.0, shape=4)
-    initvals, step = sampling._pymc_nuts(model, chains=3, seed=1, target_accept=0.9,
+    initvals, step, _ = sampling._pymc_nuts(model, chains=3, seed=1, target_accept=0.9,
                                          start={"narrow": np.asarray(3.0)}, unit_scale={"z"})
     assert len(initvals) == 3
     for values in initvals:
@@ -93,7 +95,7 @@ def test_a_start_without_finite_density_falls_back_to_the_support_points():
     with pm.Model() as model:
         pm.HalfNormal("scale", 1.0)
         pm.Normal("x", 0.0, 1.0)
-    initvals, _ = sampling._pymc_nuts(model, chains=2, seed=3, target_accept=0.8,
+    initvals, _, _ = sampling._pymc_nuts(model, chains=2, seed=3, target_accept=0.8,
                                       start={"x": np.asarray(np.inf)}, unit_scale=())
     assert all(np.isfinite(values["x"]) and abs(values["x"]) <= 1.0 for values in initvals)
 
@@ -115,3 +117,28 @@ def test_sampling_keeps_blas_on_one_thread():
 ])
 def test_unit_scale_names(name, unit):
     assert bool(_UNIT_SCALE.fullmatch(name)) is unit
+
+
+def test_chains_share_one_compiled_trace_function():
+    """``pm.sample`` copies the trace it is given for every chain: each copy has draws of
+    its own and the one compiled function; a fit's chains differ, as independent chains do."""
+    from copy import copy
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x": rng.normal(size=50)})
+    frame["y"] = 2.0 * frame.x + rng.normal(size=50)
+    model = Model("y ~ x", frame)
+    graph = model.build()
+    trace = sampling._SharedFunctionTrace(model=graph, test_point=graph.initial_point())
+    first, second = copy(trace), copy(trace)
+    assert first.fn is trace.fn and second.fn is trace.fn
+    first.setup(3, 0)
+    second.setup(3, 1)
+    assert len(first) == len(second) == 0 and first.samples is not second.samples
+    assert first.var_shapes == trace.var_shapes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(sampler="pymc", draws=30, tune=30, chains=2, random_seed=2,
+                        progressbar=False)
+    r2 = fit.idata.posterior["R2"].values
+    assert np.all(np.isfinite(r2)) and not np.allclose(r2[0], r2[1])
