@@ -21,8 +21,11 @@ variables excluded; Bambi: `_offset` and transformed `__` variables excluded; br
 `lprior`). *RSS*: peak resident memory of the largest process (`wait4`); *tree RSS*: the largest
 sum over the process and its workers (polled; counts shared pages per process). Every run is
 a fresh process, alone on the machine, one after another; 2 cores for every tool (PyMC and
-brms: 2 parallel chains; nutpie: 2 threads; JAX: one XLA CPU device per chain). A failed run
-says the last step it reached (events: imports, data, model_start, design, graph, compiled,
+brms: 2 parallel chains; nutpie: 2 threads; JAX: one XLA CPU device per chain). Caches on
+disk are warm, as after a first run: PyTensor's C and numba caches (r2d2formula and Bambi) and
+JAX's compilation cache (r2d2formula's JAX samplers, filled by a run of the same model and
+data); nutpie's cfunc and brms's Stan model are compiled in every process, as those tools do.
+A failed run says the last step it reached (events: imports, data, model_start, design, graph, compiled,
 first_iteration, sampled, done).
 """
 

@@ -191,3 +191,56 @@ def test_the_jax_cache_follows_the_users_settings(tmp_path):
     chosen = _run_python(code, {"R2D2FORMULA_JAX_CACHE_DIR": str(tmp_path / "ours")})
     assert chosen == {"folder": str(tmp_path / "ours"), "jax": str(tmp_path / "ours"),
                       "min_s": 0.0}
+
+
+def test_numpyro_adapts_a_dense_mass_matrix_for_correlated_terms(monkeypatch):
+    """sleepstudy's (Days | Subject): the LKJ correlation moves with the subject SDs and
+    effects; numpyro gets a dense mass matrix there (43 coordinates), a diagonal one for
+    independent terms, and the user's own choice wins."""
+    import pymc.sampling.jax as pymc_jax
+
+    from r2d2formula import datasets
+
+    seen = []
+    original = pymc_jax._sample_numpyro_nuts
+
+    def spy(*args, **kwargs):  # the real sampler runs; only its NUTS arguments are noted
+        seen.append(kwargs["nuts_kwargs"])  # as numpyro's NUTS gets them, PyMC's defaults in
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pymc_jax, "_sample_numpyro_nuts", spy)
+    sleep = datasets.load("sleepstudy")
+    correlated = Model("Reaction ~ Days + (Days | Subject)", sleep)
+    assert correlated.graph_info.correlations == ("cor_Subject_packed",)
+    assert sampling._dense_mass_matrix(correlated.build(), correlated.graph_info)
+    fit = _fit(correlated, "numpyro")
+    assert seen[-1]["dense_mass"] is True
+    assert np.isfinite(fit.idata.posterior["cor_Subject"].values).all()
+
+    independent = Model("Reaction ~ Days + (Days || Subject)", sleep)
+    assert independent.graph_info.correlations == ()
+    assert not sampling._dense_mass_matrix(independent.build(), independent.graph_info)
+    _fit(independent, "numpyro")
+    assert seen[-1]["dense_mass"] is False  # PyMC's default
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        sampling.sample_model(correlated.build(), sampler="numpyro", draws=20, tune=20,
+                              chains=1, progressbar=False, info=correlated.graph_info,
+                              sampler_kwargs={"nuts_kwargs": {"dense_mass": False}})
+    assert seen[-1]["dense_mass"] is False
+
+
+def test_dense_mass_matrix_stops_at_its_coordinate_limit(small_gaussian):
+    """Past DENSE_MASS_MAX_COORDINATES a dense matrix costs more per step than it saves."""
+    frame = small_gaussian.copy()
+    frame["many"] = [f"l{i % 40}" for i in range(len(frame))]  # 40 levels x 2 terms
+    model = Model("y ~ x1 + (x1 | many)", frame)
+    graph = model.build()
+    assert model.graph_info.correlations
+    free = {v.name for v in graph.value_vars}
+    coordinates = sum(int(np.prod(s)) for n, s in graph.eval_rv_shapes().items() if n in free)
+    assert coordinates > sampling.DENSE_MASS_MAX_COORDINATES
+    assert not sampling._dense_mass_matrix(graph, model.graph_info)
+    assert not sampling._dense_mass_matrix(graph, None)

@@ -80,6 +80,8 @@ OBS_DIM = "__obs__"
 _ROW_VECTORS = ("offset", "trials", "y_observed", NORMALIZER)
 #: names of the raw variables that are whitened (b = m + s u) or non-centered (r = sd L z)
 _UNIT_SCALE = re.compile(r"b_u|r_.+_(u\d*b?|z\d+)")
+#: the raw LKJ correlations of correlated group-level terms (``_correlation_blocks``)
+_CORRELATION = re.compile(r"cor_.+_packed\d*")
 _RESERVED = {"Intercept", "beta0", "b", "sigma", "alpha", "R2", "W", "phi", "eta", "mu"}
 
 
@@ -98,6 +100,10 @@ class GraphInfo:
     #: support point is a poor start: expressions of the graph's data (the pilot), so a refit
     #: that sets other data starts from its own (see :func:`_pilot_log_variances`)
     start: dict[str, Any] = field(default_factory=dict)
+    #: the raw LKJ correlation variables of correlated group-level terms (``(x | g)``): their
+    #: posterior is tied to the group SDs and effects, which a dense mass matrix follows
+    #: (:func:`~r2d2formula.backend.sampling.sample_model`)
+    correlations: tuple[str, ...] = ()
 
 
 def _group_z_matrix(design: Design, factor: str) -> np.ndarray | None:
@@ -519,7 +525,8 @@ def build_model(
     info = GraphInfo(response=obs_name, factor_dims={f: f for f in design.factors},
                      term_dims=term_dims, hidden=tuple(hidden),
                      unit_scale=tuple(name for name in hidden if _UNIT_SCALE.fullmatch(name)),
-                     start=start)
+                     start=start,
+                     correlations=tuple(name for name in hidden if _CORRELATION.fullmatch(name)))
     return model, info
 
 
