@@ -115,7 +115,8 @@ def _run_r2d2formula(job: dict, log: EventLog) -> dict:
     log.event("design")
     graph = model.build()
     log.event("graph")
-    versions = {p: md.version(p) for p in ("pymc", "pytensor", "nutpie", "numba")}
+    versions = {p: md.version(p) for p in ("r2d2formula", "pymc", "pytensor", "nutpie", "numba",
+                                           "formulae", "pandas")}
     if job["mode"] == "design":
         return {"versions": versions, "n_rows": len(data)}
     sampler = job["sampler"]
@@ -184,7 +185,8 @@ def _run_bambi(job: dict, log: EventLog) -> dict:
     log.event("design")
     model.build()
     log.event("graph")
-    versions = {p: md.version(p) for p in ("bambi", "formulae", "pymc", "pytensor", "nutpie")}
+    versions = {p: md.version(p) for p in ("bambi", "formulae", "pymc", "pytensor", "nutpie",
+                                           "pandas")}
     if job["mode"] == "design":
         return {"versions": versions, "n_rows": len(data)}
     first: dict[str, float] = {}

@@ -208,9 +208,11 @@ def write_markdown(payload: dict, path: Path) -> None:
     if unavailable:
         out += ["Not run: " + "; ".join(
             f"model {r['model']} {r['contender']} ({r['error']})" for r in unavailable), ""]
-    versions = {}
+    versions: dict[str, dict[str, str]] = {}  # by tool: Bambi runs in its own environment
     for r in records:
-        versions.update(r.get("versions") or {})
-    if versions:
-        out += ["Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())), ""]
+        versions.setdefault(r["tool"], {}).update(r.get("versions") or {})
+    parts = ["; ".join(f"{tool}: " + ", ".join(f"{k} {v}" for k, v in sorted(found.items()))
+                       for tool, found in versions.items() if found)]
+    if parts[0]:
+        out += ["Versions: " + parts[0] + ".", ""]
     path.write_text("\n".join(out), encoding="utf-8")
