@@ -64,7 +64,10 @@ def test_whitened_density_is_the_change_of_variables(laplace):
 
 
 def test_whitened_pair_density_is_the_change_of_variables():
-    """The correlated pair: log p(u0, u1) = log MvN(m + s u; 0, S R S) + log s0 + log s1."""
+    """The correlated pair, sampled as (u0, z): u1 is the conditional posterior mean of the
+    second term's whitened effect given u0 and rho plus z conditional posterior SDs (the
+    likelihood N(hat, 1 / prec) on r, written in u1's units), and
+    log p(u0, z) = log MvN(r; 0, S R S) + log |dr / d(u0, z)|."""
     n_levels = 4
     sd = np.array([0.8, 0.2])
     rho = -0.6
@@ -75,17 +78,43 @@ def test_whitened_pair_density_is_the_change_of_variables():
     with pm.Model() as model:
         r = graph._whitened_pair("u", pm.math.constant(sd), pm.math.constant(rho), hat, prec,
                                  n_levels, hidden)
-    u0, u1 = rng.normal(size=n_levels), rng.normal(size=n_levels)
-    logp = sum(float(np.sum(term)) for term in model.compile_logp(sum=False)({"u": u0, "ub": u1}))
+    u0, z = rng.normal(size=n_levels), rng.normal(size=n_levels)
+    logp = sum(float(np.sum(term)) for term in model.compile_logp(sum=False)({"u": u0, "ub": z}))
     root = np.sqrt(1.0 + sd**2 * prec)
     s = sd / root
-    value = hat * (1.0 - 1.0 / root**2) + s * np.stack([u0, u1], axis=1)
+    # r = s (u + shift) = hat (1 - 1 / root^2) + s u; u1 | u0 from the bivariate prior of r
+    offset = hat * (1.0 - 1.0 / root**2)
+    r0 = offset[:, 0] + s[:, 0] * u0
+    prior_mean = (rho * sd[1] / sd[0] * r0 - offset[:, 1]) / s[:, 1]  # E[u1 | u0]
+    prior_var = sd[1] ** 2 * (1.0 - rho**2) / s[:, 1] ** 2
+    like_prec = prec[:, 1] * s[:, 1] ** 2  # r1 ~ N(hat, 1 / prec) in u1's units
+    like_mean = (hat[:, 1] - offset[:, 1]) / s[:, 1]
+    post_var = 1.0 / (1.0 / prior_var + like_prec)
+    post_mean = post_var * (prior_mean / prior_var + like_prec * like_mean)
+    u1 = post_mean + np.sqrt(post_var) * z
+    value = offset + s * np.stack([u0, u1], axis=1)
     cov = np.diag(sd) @ np.array([[1.0, rho], [rho, 1.0]]) @ np.diag(sd)
-    expected = stats.multivariate_normal(np.zeros(2), cov).logpdf(value).sum() + np.log(s).sum()
+    log_jacobian = np.log(s[:, 0]) + np.log(s[:, 1] * np.sqrt(post_var))
+    expected = stats.multivariate_normal(np.zeros(2), cov).logpdf(value).sum() + log_jacobian.sum()
     np.testing.assert_allclose(logp, expected, rtol=1e-9)
     fn = model.compile_fn(r, inputs=[model["u"], model["ub"]], on_unused_input="ignore")
-    np.testing.assert_allclose(fn({"u": u0, "ub": u1}), value, rtol=1e-9)
+    np.testing.assert_allclose(fn({"u": u0, "ub": z}), value, rtol=1e-9)
     assert hidden == ["ub"]
+
+
+def test_whitened_pair_has_no_funnel_where_the_correlation_nears_one():
+    """As rho -> 1 with weak data the second term's conditional scale shrinks to 0; the
+    sampled z keeps a standard-normal-sized prior (its SD k >= 1 stays finite), so the log
+    density's curvature in z does not blow up."""
+    sd, hat = np.array([0.5, 0.5]), np.zeros((3, 2))
+    prec = np.array([[0.0, 0.0], [5.0, 5.0], [100.0, 100.0]])
+    for rho in (0.0, 0.99, 0.999999):
+        with pm.Model() as model:
+            graph._whitened_pair("u", pm.math.constant(sd), pm.math.constant(rho), hat, prec,
+                                 3, [])
+        sigma = model.compile_fn(model["ub"].owner.inputs[-1], inputs=[], on_unused_input="ignore")
+        k = np.asarray(sigma({}))
+        assert np.all(np.isfinite(k)) and np.all(k >= 1.0) and np.all(k < 100.0), (rho, k)
 
 
 @pytest.mark.parametrize("kernel", ["normal", "laplace"])
