@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -204,6 +204,7 @@ class Model:
         cores: int | None = None,
         data: pd.DataFrame | None = None,
         log_likelihood: bool | None = None,
+        sampler_kwargs: Mapping[str, Any] | None = None,
     ) -> Fit:
         """Sample the posterior.
 
@@ -231,6 +232,12 @@ class Model:
             :meth:`Fit.loo` and :meth:`Fit.waic` need. Default: stored when it takes at most
             1 GB, else left out with a warning (a million rows and 4 x 1000 draws would take
             32 GB); ``True`` stores it whatever its size.
+        sampler_kwargs : mapping, optional
+            Further options of the chosen sampler, passed on as they are: ``pm.sample``'s for
+            pymc (``callback``, ``step``, ...), ``nutpie.sample``'s for nutpie
+            (``low_rank_modified_mass_matrix``, ...), ``pymc.sampling.jax.sample_jax_nuts``'s
+            for numpyro and blackjax (``chain_method``, ``nuts_kwargs={"dense_mass":
+            False}``, ...). See :func:`r2d2formula.backend.sample_model`.
 
         Returns
         -------
@@ -243,13 +250,18 @@ class Model:
             return self.with_data(data).fit(
                 draws=draws, tune=tune, chains=chains, sampler=sampler,
                 target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
-                cores=cores, log_likelihood=log_likelihood,
+                cores=cores, log_likelihood=log_likelihood, sampler_kwargs=sampler_kwargs,
             )
         sampler = sampler or DEFAULT_SAMPLER
         check_sampler(sampler)
         _check_positive_int(draws=draws, tune=tune, chains=chains)
         if not 0.0 < target_accept < 1.0:
             raise ArgumentError(f"target_accept must lie in (0, 1), got {target_accept!r}")
+        repeated = sorted(set(sampler_kwargs or {}) & _FIT_OWN_ARGUMENTS)
+        if repeated:
+            raise ArgumentError(
+                f"sampler_kwargs repeats fit's own argument(s) {', '.join(map(repr, repeated))}: "
+                "pass them to fit itself")
         if log_likelihood is None:
             log_likelihood = _store_log_likelihood(self.design.n_obs, chains, draws)
         model = self.build()
@@ -258,7 +270,7 @@ class Model:
             model, sampler=sampler, draws=draws, tune=tune, chains=chains, cores=cores,
             target_accept=target_accept, random_seed=random_seed, progressbar=progressbar,
             compiled=compiled, log_likelihood=bool(log_likelihood),
-            info=self.graph_info,
+            sampler_kwargs=sampler_kwargs, info=self.graph_info,
         )
         if compiled is not None:
             self._graphs.compiled.setdefault(sampler, compiled)
@@ -401,6 +413,13 @@ def _store_log_likelihood(n_obs: int, chains: int, draws: int) -> bool:
         f"{draws} draws would take {size / 2**30:.1f} GB of memory; loo() and waic() need it. "
         "Pass fit(log_likelihood=True) to store it anyway", R2D2FormulaWarning, stacklevel=3)
     return False
+
+
+#: what fit sets itself in every sampler's call (``sampler_kwargs`` may not repeat them)
+_FIT_OWN_ARGUMENTS = frozenset({
+    "draws", "tune", "chains", "cores", "target_accept", "random_seed", "seed",
+    "progressbar", "progress_bar", "model", "log_likelihood", "idata_kwargs", "nuts_sampler",
+})
 
 
 def _check_positive_int(**values: int) -> None:

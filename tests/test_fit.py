@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from r2d2formula import Model, SamplerError
+from r2d2formula.errors import ArgumentError
 
 FAST = dict(draws=150, tune=150, chains=2, random_seed=3, progressbar=False)
 
@@ -106,3 +107,16 @@ def test_unknown_and_missing_samplers(small_gaussian):
 def test_bad_fit_arguments(small_gaussian, bad):
     with pytest.raises(ValueError):
         Model("y ~ x1", small_gaussian).fit(**bad)
+
+
+def test_sampler_kwargs_reach_the_sampler(small_gaussian):
+    """fit passes sampler_kwargs on to the sampler (here pm.sample's callback, called once
+    per draw and chain) and refuses those that repeat its own arguments."""
+    model = Model("y ~ x1", small_gaussian)
+    seen = []
+    model.fit(sampler="pymc", draws=15, tune=10, chains=1, progressbar=False, random_seed=1,
+              log_likelihood=False,
+              sampler_kwargs={"callback": lambda trace, draw: seen.append(draw.tuning)})
+    assert seen.count(False) == 15 and seen.count(True) == 10
+    with pytest.raises(ArgumentError, match="'draws'.*pass them to fit itself"):
+        model.fit(sampler_kwargs={"draws": 10})

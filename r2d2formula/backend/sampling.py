@@ -196,8 +196,7 @@ def _dense_mass_matrix(model: pm.Model, info: GraphInfo | None) -> bool:
     effects, a posterior correlation a diagonal mass matrix cannot follow. On sleepstudy's
     ``(Days | Subject)`` (43 coordinates) a dense one halved the leapfrog steps per draw (30
     to 15-17) and raised the minimum bulk ESS from 1615-1808 to 2264-2836 (seeds 1-3, 4 x 1000
-    draws).
-    Its cost grows as the square of the coordinates: numpyro's steps took 35-38 us per core
+    draws). Its cost grows as the square of the coordinates: numpyro's steps took 35-38 us per core
     with a diagonal matrix at 43 to 102 coordinates, and 58, 78 and 156 us with a dense one
     at 43, 64 and 102 (``benchmarks/README.md``), so larger models keep the diagonal one.
     blackjax's dense adaptation cost three times as much per step on sleepstudy, which ate
