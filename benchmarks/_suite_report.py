@@ -211,8 +211,8 @@ def write_markdown(payload: dict, path: Path) -> None:
     versions: dict[str, dict[str, str]] = {}  # by tool: Bambi runs in its own environment
     for r in records:
         versions.setdefault(r["tool"], {}).update(r.get("versions") or {})
-    parts = ["; ".join(f"{tool}: " + ", ".join(f"{k} {v}" for k, v in sorted(found.items()))
-                       for tool, found in versions.items() if found)]
-    if parts[0]:
-        out += ["Versions: " + parts[0] + ".", ""]
+    listed = "; ".join(f"{tool}: " + ", ".join(f"{k} {v}" for k, v in sorted(found.items()))
+                       for tool, found in versions.items() if found)
+    if listed:
+        out += [f"Versions: {listed}.", ""]
     path.write_text("\n".join(out), encoding="utf-8")

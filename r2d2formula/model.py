@@ -257,11 +257,6 @@ class Model:
         _check_positive_int(draws=draws, tune=tune, chains=chains)
         if not 0.0 < target_accept < 1.0:
             raise ArgumentError(f"target_accept must lie in (0, 1), got {target_accept!r}")
-        repeated = sorted(set(sampler_kwargs or {}) & _FIT_OWN_ARGUMENTS)
-        if repeated:
-            raise ArgumentError(
-                f"sampler_kwargs repeats fit's own argument(s) {', '.join(map(repr, repeated))}: "
-                "pass them to fit itself")
         if log_likelihood is None:
             log_likelihood = _store_log_likelihood(self.design.n_obs, chains, draws)
         model = self.build()
@@ -413,13 +408,6 @@ def _store_log_likelihood(n_obs: int, chains: int, draws: int) -> bool:
         f"{draws} draws would take {size / 2**30:.1f} GB of memory; loo() and waic() need it. "
         "Pass fit(log_likelihood=True) to store it anyway", R2D2FormulaWarning, stacklevel=3)
     return False
-
-
-#: what fit sets itself in every sampler's call (``sampler_kwargs`` may not repeat them)
-_FIT_OWN_ARGUMENTS = frozenset({
-    "draws", "tune", "chains", "cores", "target_accept", "random_seed", "seed",
-    "progressbar", "progress_bar", "model", "log_likelihood", "idata_kwargs", "nuts_sampler",
-})
 
 
 def _check_positive_int(**values: int) -> None:

@@ -20,7 +20,7 @@ import pymc as pm
 from pymc.backends.ndarray import NDArray
 
 from r2d2formula.backend.graph import GraphInfo
-from r2d2formula.errors import SamplerError
+from r2d2formula.errors import ArgumentError, SamplerError
 
 __all__ = ["SAMPLERS", "DEFAULT_SAMPLER", "sample_model", "sample_prior", "check_sampler",
            "compile_nutpie"]
@@ -54,6 +54,14 @@ def _seed(random_seed: int | None) -> int:
     if random_seed is None:
         return int(np.random.default_rng().integers(2**31 - 1))
     return int(random_seed)
+
+
+#: what sample_model sets itself in the samplers' calls (``sampler_kwargs`` may not repeat it)
+_OWN_ARGUMENTS = frozenset({
+    "draws", "tune", "chains", "cores", "target_accept", "random_seed", "seed",
+    "progressbar", "progress_bar", "model", "log_likelihood", "idata_kwargs", "nuts_sampler",
+    "compute_convergence_checks", "compile_kwargs",
+})
 
 
 def sample_model(
@@ -98,7 +106,8 @@ def sample_model(
         ``callback``), ``nutpie.sample`` for nutpie, and
         ``pymc.sampling.jax.sample_jax_nuts`` for numpyro and blackjax (for example
         ``chain_method``, or ``nuts_kwargs={"dense_mass": False}``). Passing
-        ``step``, ``init`` or ``initvals`` to pymc replaces the start described in Notes.
+        ``step``, ``init`` or ``initvals`` to pymc replaces the start described in Notes. A
+        key that repeats one of this function's own arguments raises an ``ArgumentError``.
     info : GraphInfo, optional
         The graph's :class:`~r2d2formula.backend.graph.GraphInfo`, from
         :func:`~r2d2formula.backend.graph.build_model`: where every sampler starts
@@ -135,6 +144,11 @@ def sample_model(
         The compiled nutpie model, reusable for another fit of the same structure.
     """
     check_sampler(sampler)
+    repeated = sorted(set(sampler_kwargs or {}) & _OWN_ARGUMENTS)
+    if repeated:
+        raise ArgumentError(
+            f"sampler_kwargs repeats fit's own argument(s) {', '.join(map(repr, repeated))}: "
+            "pass them to fit itself (or to sample_model)")
     seed = _seed(random_seed)
     extra = dict(sampler_kwargs or {})
     if sampler == "nutpie":
