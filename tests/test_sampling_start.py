@@ -16,7 +16,7 @@ import pymc as pm
 import pytest
 from threadpoolctl import threadpool_info
 
-from r2d2formula import Model
+from r2d2formula import Model, datasets
 from r2d2formula.backend import sampling
 from r2d2formula.backend.graph import _UNIT_SCALE
 
@@ -142,3 +142,28 @@ def test_chains_share_one_compiled_trace_function():
                         progressbar=False)
     r2 = fit.idata.posterior["R2"].values
     assert np.all(np.isfinite(r2)) and not np.allclose(r2[0], r2[1])
+
+
+def test_correlations_start_at_the_identity_without_drawing_the_lkj():
+    """A correlated block's LKJ variable starts at its support point (packed zeros: the
+    identity), given as a value, so PyMC's initial-point function neither draws the LKJ
+    variable (an OpFromGraph it would compile in C) nor moves the start."""
+    from pytensor.compile.builders import OpFromGraph
+    from pytensor.graph.traversal import applys_between
+
+    m = Model("Reaction ~ Days + (Days | Subject)", datasets.load("sleepstudy"))
+    graph_model, info = m.build(), m.graph_info
+    start = sampling._evaluate(info.start)
+    assert info.correlations == ("cor_Subject_packed",)
+    np.testing.assert_array_equal(start["cor_Subject_packed"], np.zeros(1))
+    support = graph_model.initial_point()
+    lkj_value = graph_model.rvs_to_values[graph_model["cor_Subject_packed"]].name
+    np.testing.assert_allclose(
+        pm.initial_point.make_initial_point_fn(model=graph_model, overrides=start,
+                                               jitter_rvs=set())(0)[lkj_value],
+        support[lkj_value])
+    expressions = pm.initial_point.make_initial_point_expression(
+        free_rvs=graph_model.free_RVs, rvs_to_transforms=graph_model.rvs_to_transforms,
+        initval_strategies={graph_model[name]: value for name, value in start.items()},
+        return_transformed=True)
+    assert not any(isinstance(node.op, OpFromGraph) for node in applys_between([], expressions))
