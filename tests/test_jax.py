@@ -99,7 +99,7 @@ def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
 
 
 def test_jax_start_check_uses_one_jitted_log_density(small_gaussian):
-    """Inside ``_jitted_jax_logp`` PyMC's JAX log density is compiled once by ``jax.jit``
+    """Inside ``_adjusted_pymc_jax`` PyMC's JAX log density is compiled once by ``jax.jit``
     (same values as PyMC's op-by-op one); outside it, and after an error, PyMC's own is back."""
     import jax
     import pymc.sampling.jax as pymc_jax
@@ -107,7 +107,7 @@ def test_jax_start_check_uses_one_jitted_log_density(small_gaussian):
     graph = Model("y ~ x1 + x2 + cat", small_gaussian).build()
     original = pymc_jax.get_jaxified_logp
     point = [np.asarray(v) for v in graph.initial_point().values()]
-    with sampling._jitted_jax_logp():
+    with sampling._adjusted_pymc_jax():
         jitted = pymc_jax.get_jaxified_logp(graph, negative_logp=False)
         assert pymc_jax.get_jaxified_logp is not original
     assert pymc_jax.get_jaxified_logp is original
@@ -115,10 +115,37 @@ def test_jax_start_check_uses_one_jitted_log_density(small_gaussian):
     np.testing.assert_allclose(float(jitted(point)), float(original(graph, False)(point)),
                                rtol=1e-10)
     with pytest.raises(RuntimeError, match="inside"):
-        with sampling._jitted_jax_logp():
+        with sampling._adjusted_pymc_jax():
             raise RuntimeError("inside")
     assert pymc_jax.get_jaxified_logp is original
     assert isinstance(jitted(point), jax.Array)
+
+
+@pytest.mark.parametrize("name", ["_sample_numpyro_nuts", "_sample_blackjax_nuts"])
+def test_jax_sampler_call_returns_computed_draws(monkeypatch, name):
+    """Inside ``_adjusted_pymc_jax`` PyMC's sampler functions return their draws and stats
+    unchanged, computed (JAX dispatches asynchronously, and PyMC's ``sampling_time`` ends
+    when the call returns), and PyMC's own functions are back afterwards."""
+    import jax
+    import jax.numpy as jnp
+    import pymc.sampling.jax as pymc_jax
+
+    @jax.jit
+    def slow(x):
+        return jax.lax.fori_loop(0, 2000, lambda i, v: jnp.sin(v) + 1.0, x)
+
+    def fake_sampler(**kwargs):
+        return {"b": slow(jnp.ones(4))}, {"diverging": jnp.zeros(4, bool), "note": "x"}, "lib"
+
+    monkeypatch.setattr(pymc_jax, name, fake_sampler)
+    with sampling._adjusted_pymc_jax():
+        wrapped = getattr(pymc_jax, name)
+        assert wrapped is not fake_sampler
+        draws, stats, library = wrapped(model=None)
+    assert getattr(pymc_jax, name) is fake_sampler
+    assert draws["b"].is_ready() and stats["diverging"].is_ready()
+    np.testing.assert_allclose(draws["b"], fake_sampler()[0]["b"])
+    assert stats["note"] == "x" and library == "lib"
 
 
 _CACHED_FIT = r"""

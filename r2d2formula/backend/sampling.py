@@ -191,7 +191,7 @@ def sample_model(
         # PyMC's JAX sampling itself, without pm.sample's step-method assignment, which only
         # checks that NUTS can sample every variable (ours are all continuous) and builds the
         # gradient graph for it: 0.75 s on sleepstudy. Same arguments, same draws.
-        with _jitted_jax_logp():
+        with _adjusted_pymc_jax():
             idata = sample_jax_nuts(nuts_sampler=sampler,
                                     idata_kwargs={"log_likelihood": log_likelihood},
                                     compute_convergence_checks=False, **kwargs, **extra)
@@ -460,30 +460,46 @@ def use_jax_compilation_cache() -> Path | None:
 
 
 @contextmanager
-def _jitted_jax_logp():
-    """PyMC's JAX samplers with their log density compiled once by ``jax.jit``.
+def _adjusted_pymc_jax():
+    """PyMC's JAX sampling with two adjustments, for the duration of the call.
 
-    ``pymc.sampling.jax.sample_jax_nuts`` checks each chain's jittered start with the
-    un-jitted JAX log density, which JAX then runs op by op, compiling every primitive apart:
-    2.8 s of a 19 s fit of benchmark model 1 (500 x 50), against 1.0 s with one compilation.
-    The starts are the same; the samplers call the function inside their own ``jit``, where
-    XLA may round differently in the last bits, which NUTS trajectories amplify (other draws
-    of the same posterior). PyMC looks the function up in its module at each call, so it is
-    replaced only for the duration of the call.
+    * The log density is compiled once by ``jax.jit``. ``pymc.sampling.jax.sample_jax_nuts``
+      checks each chain's jittered start with the un-jitted JAX log density, which JAX then
+      runs op by op, compiling every primitive apart: 2.8 s of a 19 s fit of benchmark
+      model 1 (500 x 50), against 1.0 s with one compilation. The starts are the same; the
+      samplers call the function inside their own ``jit``, where XLA may round differently
+      in the last bits, which NUTS trajectories amplify (other draws of the same posterior).
+    * The sampler's call returns once the draws are computed. JAX dispatches the chains
+      asynchronously, so PyMC's ``sampling_time`` (the posterior's attribute) stopped at the
+      dispatch and the sampling itself was counted in the post-processing that waited for
+      it: blackjax reported 1 s for a 3 s sampling of model 1. The draws are the same.
+
+    PyMC looks these functions up in its module at each call, so they are replaced only
+    inside this context.
     """
     import jax
     import pymc.sampling.jax as pymc_jax
 
-    original = pymc_jax.get_jaxified_logp
+    originals = {name: getattr(pymc_jax, name) for name in
+                 ("get_jaxified_logp", "_sample_numpyro_nuts", "_sample_blackjax_nuts")}
 
     def jitted(model: pm.Model, negative_logp: bool = True):
-        return jax.jit(original(model, negative_logp=negative_logp))
+        return jax.jit(originals["get_jaxified_logp"](model, negative_logp=negative_logp))
+
+    def finished(sample):
+        def wrapper(*args, **kwargs):
+            raw_draws, stats, library = sample(*args, **kwargs)
+            return jax.block_until_ready(raw_draws), jax.block_until_ready(stats), library
+        return wrapper
 
     pymc_jax.get_jaxified_logp = jitted
+    for name in ("_sample_numpyro_nuts", "_sample_blackjax_nuts"):
+        setattr(pymc_jax, name, finished(originals[name]))
     try:
         yield
     finally:
-        pymc_jax.get_jaxified_logp = original
+        for name, original in originals.items():
+            setattr(pymc_jax, name, original)
 
 
 def _pymc_compile_kwargs() -> dict:
