@@ -885,7 +885,7 @@ def _correlation_blocks(factor, terms, hidden, start):
 
     Each LKJ variable starts at its support point, the identity (packed zeros), given in
     ``start`` as a value: PyMC otherwise learns the support point's shape by drawing the LKJ
-    variable, whose sampler (an ``OpFromGraph``) it compiles in C on first use (0.8 s of a
+    variable, whose sampler (an ``OpFromGraph``) it compiles in C on first use (0.7 s of a
     JAX fit of sleepstudy, where nothing else is compiled in C). The start is the same.
     """
     q = sum(len(t.labels) for t in terms)
