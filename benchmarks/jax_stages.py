@@ -1,9 +1,12 @@
 """Where a JAX fit's time goes: PyMC's JAX sampling call, stage by stage, on a suite model.
 
-Times each stage of ``pymc.sampling.jax.sample_jax_nuts`` (wrapping its module functions):
-the conversion of the log density to JAX, the check of the chains' starts, the sampler call
-(XLA compilation and sampling), the log-likelihood and the post-processing of the draws, then
-the minimum bulk ESS and the divergences. Run it twice to see JAX's persistent compilation
+Times each stage of a JAX fit (``r2d2formula.backend.sampling._sample_jax``, the steps of
+``pymc.sampling.jax.sample_jax_nuts``; wrapping the functions of PyMC's module and
+``pymc.Model.logp``): the model's log-density terms, their conversion to JAX, the check of
+the chains' starts, the sampler call (XLA compilation and sampling) and the post-processing
+of the draws (deterministics and pointwise log-likelihood), then the minimum bulk ESS and
+the divergences. On a version that ran PyMC's ``sample_jax_nuts`` itself (before
+2026-12-06), the log-likelihood shows as a stage of its own. Run it twice to see JAX's persistent compilation
 cache at work (the second process loads the compiled programs, see
 ``r2d2formula.backend.sampling.use_jax_compilation_cache``)::
 
@@ -38,6 +41,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     import arviz as az
     import jax
+    import pymc as pm
     import pymc.sampling.jax as pymc_jax
 
     from r2d2formula import Model
@@ -63,6 +67,15 @@ def main() -> None:
 
     for name in STAGES:
         setattr(pymc_jax, name, timed(name))
+    logp = pm.Model.logp
+
+    def timed_logp(self, *a, **k):
+        t = time.perf_counter()
+        out = logp(self, *a, **k)
+        stages.append(("Model.logp", time.perf_counter() - t))
+        return out
+
+    pm.Model.logp = timed_logp
 
     spec = MODELS[args.model]
     data = make_data(args.model, Sizes())

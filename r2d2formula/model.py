@@ -237,7 +237,8 @@ class Model:
             pymc (``callback``, ``step``, ...), ``nutpie.sample``'s for nutpie
             (``low_rank_modified_mass_matrix``, ...), ``pymc.sampling.jax.sample_jax_nuts``'s
             for numpyro and blackjax (``chain_method``, ``nuts_kwargs={"dense_mass":
-            False}``, ...). See :func:`r2d2formula.backend.sample_model`.
+            False}``, ``var_names``, ...: ``JAX_SAMPLER_OPTIONS``). See
+            :func:`r2d2formula.backend.sample_model`.
 
         Returns
         -------

@@ -17,7 +17,7 @@ pytest.importorskip("blackjax")
 
 from r2d2formula import Model  # noqa: E402
 from r2d2formula.backend import sampling  # noqa: E402
-from r2d2formula.errors import DiagnosticsWarning  # noqa: E402
+from r2d2formula.errors import ArgumentError, DiagnosticsWarning  # noqa: E402
 
 TINY = dict(draws=40, tune=40, chains=2, progressbar=False, random_seed=3)
 
@@ -98,54 +98,113 @@ def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_jax_start_check_uses_one_jitted_log_density(small_gaussian):
-    """Inside ``_adjusted_pymc_jax`` PyMC's JAX log density is compiled once by ``jax.jit``
-    (same values as PyMC's op-by-op one); outside it, and after an error, PyMC's own is back."""
-    import jax
+def test_jax_fit_builds_the_log_density_terms_once(monkeypatch, small_gaussian):
+    """One ``model.logp`` call gives the sampler's log density and the pointwise
+    log-likelihood (PyMC's ``sample_jax_nuts`` derives each from the model anew), and the
+    start check runs the log density compiled by ``jax.jit`` (PyMC's runs it op by op)."""
+    import pymc as pm
     import pymc.sampling.jax as pymc_jax
 
+    calls = []
+    original_logp = pm.Model.logp
+
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original_logp(self, *args, **kwargs)
+
+    checked = []
+    original_starts = pymc_jax._get_batched_jittered_initial_points
+
+    def starts(**kwargs):
+        checked.append(kwargs["logp_fn"])
+        return original_starts(**kwargs)
+
+    monkeypatch.setattr(pm.Model, "logp", counted)
+    monkeypatch.setattr(pymc_jax, "_get_batched_jittered_initial_points", starts)
     graph = Model("y ~ x1 + x2 + cat", small_gaussian).build()
-    original = pymc_jax.get_jaxified_logp
-    point = [np.asarray(v) for v in graph.initial_point().values()]
-    with sampling._adjusted_pymc_jax():
-        jitted = pymc_jax.get_jaxified_logp(graph, negative_logp=False)
-        assert pymc_jax.get_jaxified_logp is not original
-    assert pymc_jax.get_jaxified_logp is original
-    assert hasattr(jitted, "lower")  # a jax.jit-wrapped function
-    np.testing.assert_allclose(float(jitted(point)), float(original(graph, False)(point)),
-                               rtol=1e-10)
-    with pytest.raises(RuntimeError, match="inside"):
-        with sampling._adjusted_pymc_jax():
-            raise RuntimeError("inside")
-    assert pymc_jax.get_jaxified_logp is original
-    assert isinstance(jitted(point), jax.Array)
+    calls.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata, _ = sampling.sample_model(graph, sampler="numpyro", **TINY)
+    assert calls == [{"sum": False}]
+    assert hasattr(checked[0], "lower")  # a jax.jit-wrapped function
+    assert idata.log_likelihood["y"].shape == (2, 40, len(small_gaussian))
+
+
+@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
+def test_jax_post_processing_matches_pymc(small_gaussian, sampler):
+    """The deterministics and the pointwise log-likelihood, computed as one JAX function of
+    the raw draws, equal PyMC's own evaluation of the model at those draws."""
+    import pymc as pm
+
+    model = Model("y ~ x1 + x2 + (1 | g)", small_gaussian)
+    graph = model.build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata, _ = sampling.sample_model(graph, sampler=sampler, info=model.graph_info, **TINY)
+        reference = pm.compute_log_likelihood(idata.copy(), model=graph,
+                                              extend_inferencedata=False, progressbar=False)
+        free = [v.name for v in graph.free_RVs]
+        deterministics = pm.compute_deterministics(idata.posterior[free], model=graph,
+                                                   progressbar=False)
+    np.testing.assert_allclose(idata.log_likelihood["y"], reference["y"], rtol=1e-8)
+    for name in ("R2", "phi", "b", "r_g"):
+        np.testing.assert_allclose(idata.posterior[name], deterministics[name], rtol=1e-8,
+                                   atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("name", ["_sample_numpyro_nuts", "_sample_blackjax_nuts"])
-def test_jax_sampler_call_returns_computed_draws(monkeypatch, name):
-    """Inside ``_adjusted_pymc_jax`` PyMC's sampler functions return their draws and stats
-    unchanged, computed (JAX dispatches asynchronously, and PyMC's ``sampling_time`` ends
-    when the call returns), and PyMC's own functions are back afterwards."""
-    import jax
-    import jax.numpy as jnp
+def test_jax_sampling_time_waits_for_the_draws(monkeypatch, small_gaussian, name):
+    """``sampling_time`` ends once the draws are computed: JAX dispatches the chains
+    asynchronously, and PyMC's clock stopped at the dispatch. The sampler's output is waited
+    for (``jax.block_until_ready``, which calls each leaf's ``block_until_ready``) before the
+    post-processing starts."""
     import pymc.sampling.jax as pymc_jax
 
-    @jax.jit
-    def slow(x):
-        return jax.lax.fori_loop(0, 2000, lambda i, v: jnp.sin(v) + 1.0, x)
+    events = []
 
-    def fake_sampler(**kwargs):
-        return {"b": slow(jnp.ones(4))}, {"diverging": jnp.zeros(4, bool), "note": "x"}, "lib"
+    class Pending(np.ndarray):  # a stats leaf that notes when it is waited for
+        def block_until_ready(self):
+            events.append("waited")
+            return self
 
-    monkeypatch.setattr(pymc_jax, name, fake_sampler)
-    with sampling._adjusted_pymc_jax():
-        wrapped = getattr(pymc_jax, name)
-        assert wrapped is not fake_sampler
-        draws, stats, library = wrapped(model=None)
-    assert getattr(pymc_jax, name) is fake_sampler
-    assert draws["b"].is_ready() and stats["diverging"].is_ready()
-    np.testing.assert_allclose(draws["b"], fake_sampler()[0]["b"])
-    assert stats["note"] == "x" and library == "lib"
+    original = getattr(pymc_jax, name)
+
+    def sampler(**kwargs):
+        draws, stats, library = original(**kwargs)
+        probe = np.zeros((kwargs["chains"], kwargs["draws"])).view(Pending)
+        return draws, {**stats, "probe": probe}, library
+
+    original_graph = pymc_jax.get_jaxified_graph
+
+    def graph(*args, **kwargs):
+        events.append("converted")
+        return original_graph(*args, **kwargs)
+
+    monkeypatch.setattr(pymc_jax, name, sampler)
+    monkeypatch.setattr(pymc_jax, "get_jaxified_graph", graph)
+    model = Model("y ~ x1", small_gaussian)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata, _ = sampling.sample_model(model.build(), sampler=name.split("_")[2],
+                                         info=model.graph_info, **TINY)
+    # the log density's conversion, the wait, then the post-processing's conversion
+    assert events == ["converted", "waited", "converted"]
+    assert idata.posterior.attrs["sampling_time"] > 0
+
+
+def test_jax_sampler_options(small_gaussian):
+    """sample_jax_nuts's options reach the JAX fit (``var_names``: only those variables in
+    the posterior); one it does not take is refused by name, with the list it takes."""
+    model = Model("y ~ x1 + x2", small_gaussian)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata, _ = sampling.sample_model(model.build(), sampler="numpyro", info=model.graph_info,
+                                         sampler_kwargs={"var_names": ["R2", "b"]}, **TINY)
+    assert set(idata.posterior.data_vars) == {"R2", "b"}
+    with pytest.raises(ArgumentError, match="'postprocessing_chunks'.*chain_method"):
+        sampling.sample_model(model.build(), sampler="blackjax", info=model.graph_info,
+                              sampler_kwargs={"postprocessing_chunks": 2}, **TINY)
 
 
 _CACHED_FIT = r"""

@@ -9,6 +9,9 @@ from r2d2formula.backend.sampling import (
     sample_model,
     sample_prior,
 )
+from r2d2formula.backend.startup import look_up_blas_flags
 
 __all__ = ["build_model", "graph_data", "GraphInfo", "OBS_DIM", "sample_model", "sample_prior",
            "check_sampler", "compile_nutpie", "SAMPLERS", "DEFAULT_SAMPLER"]
+
+look_up_blas_flags()  # PyTensor's 0.4 s compiler calls, beside the imports and the model build

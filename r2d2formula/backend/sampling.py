@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 import warnings
 from collections.abc import Collection, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pymc as pm
 from pymc.backends.ndarray import NDArray
 
 from r2d2formula.backend.graph import GraphInfo
+from r2d2formula.backend.startup import blas_flags_known, no_node_tracebacks
 from r2d2formula.errors import ArgumentError, SamplerError
 
 __all__ = ["SAMPLERS", "DEFAULT_SAMPLER", "sample_model", "sample_prior", "check_sampler",
@@ -104,8 +105,9 @@ def sample_model(
     sampler_kwargs : mapping, optional
         Extra keyword arguments for the sampler: ``pm.sample`` for pymc (for example
         ``callback``), ``nutpie.sample`` for nutpie, and
-        ``pymc.sampling.jax.sample_jax_nuts`` for numpyro and blackjax (for example
-        ``chain_method``, or ``nuts_kwargs={"dense_mass": False}``). Passing
+        for numpyro and blackjax the options of ``pymc.sampling.jax.sample_jax_nuts`` listed
+        in :data:`JAX_SAMPLER_OPTIONS` (for example ``chain_method``, or
+        ``nuts_kwargs={"dense_mass": False}``); another raises an ``ArgumentError``. Passing
         ``step``, ``init`` or ``initvals`` to pymc replaces the start described in Notes. A
         key that repeats one of this function's own arguments raises an ``ArgumentError``.
     info : GraphInfo, optional
@@ -124,8 +126,9 @@ def sample_model(
     window at steps of 0.0004 to 0.02 and trees of 255 leapfrog steps (the log variance of a
     10,000-level factor has a posterior standard deviation of 0.02); see benchmarks/README.md.
 
-    numpyro and blackjax run through PyMC's JAX backend (``pymc.sampling.jax.sample_jax_nuts``)
-    on JAX's default device (a GPU where jax finds one). Chains run in parallel when JAX has
+    numpyro and blackjax run through PyMC's JAX backend (the steps of
+    ``pymc.sampling.jax.sample_jax_nuts`` with less fixed cost: :func:`_sample_jax`) on JAX's
+    default device (a GPU where jax finds one). Chains run in parallel when JAX has
     a device for each (``chain_method="parallel"``); on a CPU that means starting Python
     with ``XLA_FLAGS=--xla_force_host_platform_device_count=<chains>`` (set before jax is
     imported). Otherwise numpyro draws the chains one after another and blackjax vectorizes
@@ -151,51 +154,48 @@ def sample_model(
             "pass them to fit itself (or to sample_model)")
     seed = _seed(random_seed)
     extra = dict(sampler_kwargs or {})
-    if sampler == "nutpie":
-        import nutpie
+    # compilation's graph rewrites make thousands of variables: no traceback for each
+    with no_node_tracebacks():
+        if sampler == "nutpie":
+            import nutpie
 
-        if compiled is None:
-            compiled = compile_nutpie(model, info)
-        with _one_blas_thread():
-            idata = nutpie.sample(
-                compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                target_accept=target_accept, progress_bar=progressbar, save_warmup=False,
-                **extra,
-            )
-        idata = _add_groups(idata, model, log_likelihood)
-        return idata, compiled
-    kwargs = dict(draws=draws, tune=tune, chains=chains, random_seed=seed,
-                  target_accept=target_accept, progressbar=progressbar, model=model)
-    start = _evaluate(info.start) if info is not None else {}
-    unit_scale = info.unit_scale if info is not None else ()
-    if sampler == "pymc":
-        with _one_blas_thread():
-            if not {"step", "init", "initvals"} & set(extra):
-                extra["initvals"], extra["step"], first = _pymc_nuts(
-                    model, chains=chains, seed=seed, target_accept=target_accept,
-                    start=start, unit_scale=unit_scale)
-                del kwargs["target_accept"]  # the step has it; pm.sample refuses both
-                if not {"trace", "var_names"} & set(extra):
-                    extra["trace"] = _SharedFunctionTrace(model=model, test_point=first)
-            idata = pm.sample(cores=cores or min(chains, 2), compute_convergence_checks=False,
-                              compile_kwargs=_pymc_compile_kwargs(), **kwargs, **extra)
-    else:
-        from pymc.sampling.jax import sample_jax_nuts
-
-        extra.setdefault("chain_method", _jax_chain_method(sampler, chains))
-        if sampler == "numpyro" and _dense_mass_matrix(model, info):
-            extra["nuts_kwargs"] = {"dense_mass": True, **(extra.get("nuts_kwargs") or {})}
-        if start:
-            kwargs["initvals"] = start
-        use_jax_compilation_cache()
-        # PyMC's JAX sampling itself, without pm.sample's step-method assignment, which only
-        # checks that NUTS can sample every variable (ours are all continuous) and builds the
-        # gradient graph for it: 0.75 s on sleepstudy. Same arguments, same draws.
-        with _adjusted_pymc_jax():
-            idata = sample_jax_nuts(nuts_sampler=sampler,
-                                    idata_kwargs={"log_likelihood": log_likelihood},
-                                    compute_convergence_checks=False, **kwargs, **extra)
-    return _add_groups(idata, model, log_likelihood), None
+            if compiled is None:
+                compiled = compile_nutpie(model, info)
+            with _one_blas_thread():
+                idata = nutpie.sample(
+                    compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                    target_accept=target_accept, progress_bar=progressbar, save_warmup=False,
+                    **extra,
+                )
+            return _add_groups(idata, model, log_likelihood), compiled
+        kwargs = dict(draws=draws, tune=tune, chains=chains, random_seed=seed,
+                      target_accept=target_accept, progressbar=progressbar, model=model)
+        start = _evaluate(info.start) if info is not None else {}
+        unit_scale = info.unit_scale if info is not None else ()
+        if sampler == "pymc":
+            with _one_blas_thread():
+                if not {"step", "init", "initvals"} & set(extra):
+                    extra["initvals"], extra["step"], first = _pymc_nuts(
+                        model, chains=chains, seed=seed, target_accept=target_accept,
+                        start=start, unit_scale=unit_scale)
+                    del kwargs["target_accept"]  # the step has it; pm.sample refuses both
+                    if not {"trace", "var_names"} & set(extra):
+                        extra["trace"] = _SharedFunctionTrace(model=model, test_point=first)
+                blas_flags_known()  # before the chains fork
+                idata = pm.sample(cores=cores or min(chains, 2), compute_convergence_checks=False,
+                                  compile_kwargs=_pymc_compile_kwargs(), **kwargs, **extra)
+        else:
+            extra.setdefault("chain_method", _jax_chain_method(sampler, chains))
+            if sampler == "numpyro" and _dense_mass_matrix(model, info):
+                extra["nuts_kwargs"] = {"dense_mass": True, **(extra.get("nuts_kwargs") or {})}
+            if start:
+                extra.setdefault("initvals", start)
+            use_jax_compilation_cache()
+            idata = _sample_jax(model, sampler=sampler, draws=draws, tune=tune, chains=chains,
+                                target_accept=target_accept, random_seed=seed,
+                                progressbar=progressbar, log_likelihood=log_likelihood,
+                                options=extra)
+        return _add_groups(idata, model, log_likelihood), None
 
 
 #: Most unconstrained coordinates for numpyro's dense mass matrix (see :func:`_dense_mass_matrix`).
@@ -265,7 +265,8 @@ def compile_nutpie(model: pm.Model, info: GraphInfo | None = None):
     import nutpie
 
     start = dict(info.start) if info is not None else {}
-    return nutpie.compile_pymc_model(model, initial_points=start or None)
+    with no_node_tracebacks():
+        return nutpie.compile_pymc_model(model, initial_points=start or None)
 
 
 def _evaluate(start: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -466,47 +467,102 @@ def use_jax_compilation_cache() -> Path | None:
     return folder
 
 
-@contextmanager
-def _adjusted_pymc_jax():
-    """PyMC's JAX sampling with two adjustments, for the duration of the call.
+#: ``sampler_kwargs`` the numpyro and blackjax fits understand (those of PyMC's
+#: ``sample_jax_nuts`` that :func:`sample_model` does not set itself)
+JAX_SAMPLER_OPTIONS = ("chain_method", "nuts_kwargs", "jitter", "initvals", "var_names",
+                       "keep_untransformed", "postprocessing_backend", "quiet")
 
-    * The log density is compiled once by ``jax.jit``. ``pymc.sampling.jax.sample_jax_nuts``
-      checks each chain's jittered start with the un-jitted JAX log density, which JAX then
-      runs op by op, compiling every primitive apart: 2.8 s of a 19 s fit of benchmark
-      model 1 (500 x 50), against 1.0 s with one compilation. The starts are the same; the
-      samplers call the function inside their own ``jit``, where XLA may round differently
-      in the last bits, which NUTS trajectories amplify (other draws of the same posterior).
-    * The sampler's call returns once the draws are computed. JAX dispatches the chains
-      asynchronously, so PyMC's ``sampling_time`` (the posterior's attribute) stopped at the
-      dispatch and the sampling itself was counted in the post-processing that waited for
-      it: blackjax reported 1 s for a 3 s sampling of model 1. The draws are the same.
 
-    PyMC looks these functions up in its module at each call, so they are replaced only
-    inside this context.
+def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains: int,
+                target_accept: float, random_seed: int, progressbar: bool,
+                log_likelihood: bool, options: Mapping[str, Any]) -> az.InferenceData:
+    """numpyro's or blackjax's NUTS through PyMC's JAX backend.
+
+    The steps of ``pymc.sampling.jax.sample_jax_nuts`` (its JAX log density, its jittered
+    starts, its sampler calls and its post-processing; same arguments, same draws), with
+    less fixed cost. Measured on sleepstudy (``benchmarks/jax_stages.py``):
+
+    * The model's log-density terms are built once (``model.logp(sum=False)``) and give both
+      the log density and the pointwise log-likelihood; PyMC derives each from the model
+      anew (0.3-0.4 s each).
+    * The log density is compiled once by ``jax.jit``. PyMC checks each chain's jittered
+      start with the un-jitted JAX function, which JAX runs op by op, compiling every
+      primitive apart (2.8 s of a 19 s fit of benchmark model 1, 500 x 50, against 1.0 s).
+      The samplers call it inside their own ``jit``, where XLA may round differently in the
+      last bits, which NUTS trajectories amplify (other draws of the same posterior).
+    * The deterministics and the pointwise log-likelihood are one JAX function of the raw
+      draws, converted and compiled once (PyMC converts and compiles two).
+    * ``sampling_time`` ends when the draws are computed. JAX dispatches the chains
+      asynchronously, so PyMC's stopped at the dispatch and the sampling itself was counted
+      in the post-processing that waited for it (blackjax reported 1 s for a 3 s sampling
+      of model 1).
+
+    ``options`` are :data:`JAX_SAMPLER_OPTIONS`, as ``sample_jax_nuts`` takes them.
     """
     import jax
     import pymc.sampling.jax as pymc_jax
+    from arviz.data.base import make_attrs
+    from pymc.backends.arviz import (
+        coords_and_dims_for_inferencedata,
+        find_constants,
+        find_observations,
+    )
+    from pymc.util import _get_seeds_per_chain, get_default_varnames
+    from pytensor.tensor.math import variadic_add
 
-    originals = {name: getattr(pymc_jax, name) for name in
-                 ("get_jaxified_logp", "_sample_numpyro_nuts", "_sample_blackjax_nuts")}
+    unknown = sorted(set(options) - set(JAX_SAMPLER_OPTIONS))
+    if unknown:
+        raise ArgumentError(
+            f"sampler_kwargs {', '.join(map(repr, unknown))} not understood by the {sampler} "
+            f"sampler; it takes {', '.join(JAX_SAMPLER_OPTIONS)}")
+    var_names = options.get("var_names")
+    values = (model.unobserved_value_vars if var_names is None else
+              [v for v in model.unobserved_value_vars if v.name in var_names])
+    traced = list(get_default_varnames(values, include_transformed=options.get(
+        "keep_untransformed", False)))
 
-    def jitted(model: pm.Model, negative_logp: bool = True):
-        return jax.jit(originals["get_jaxified_logp"](model, negative_logp=negative_logp))
+    # free variables' terms, then the observed variables', then potentials (PyMC's order)
+    terms = model.logp(sum=False)
+    observed_terms = terms[len(model.free_RVs):len(model.free_RVs) + len(model.observed_RVs)]
+    logp = variadic_add(*(term.sum() for term in terms))
+    # numpyro takes the potential energy, blackjax the log density
+    logp_graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars,
+                                             outputs=[-logp if sampler == "numpyro" else logp])
+    logp_fn = jax.jit(lambda x: logp_graph(*x)[0])
 
-    def finished(sample):
-        def wrapper(*args, **kwargs):
-            raw_draws, stats, library = sample(*args, **kwargs)
-            return *jax.block_until_ready((raw_draws, stats)), library
-        return wrapper
+    (seed,) = _get_seeds_per_chain(random_seed, 1)
+    initial_points = pymc_jax._get_batched_jittered_initial_points(
+        model=model, chains=chains, initvals=options.get("initvals"), random_seed=seed,
+        jitter=options.get("jitter", True), logp_fn=logp_fn)
+    sample = (pymc_jax._sample_numpyro_nuts if sampler == "numpyro"
+              else pymc_jax._sample_blackjax_nuts)
+    started = time.perf_counter()
+    raw_draws, stats, library = sample(
+        model=model, target_accept=target_accept, tune=tune, draws=draws, chains=chains,
+        chain_method=options.get("chain_method", "parallel"),
+        progressbar=progressbar and not options.get("quiet", False), random_seed=seed,
+        initial_points=initial_points, nuts_kwargs=dict(options.get("nuts_kwargs") or {}),
+        logp_fn=logp_fn)
+    raw_draws, stats = jax.block_until_ready((raw_draws, stats))
+    sampling_time = time.perf_counter() - started
 
-    pymc_jax.get_jaxified_logp = jitted
-    for name in ("_sample_numpyro_nuts", "_sample_blackjax_nuts"):
-        setattr(pymc_jax, name, finished(originals[name]))
-    try:
-        yield
-    finally:
-        for name, original in originals.items():
-            setattr(pymc_jax, name, original)
+    outputs = traced + (observed_terms if log_likelihood else [])
+    postprocess = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+    results = pymc_jax._postprocess_samples(
+        postprocess, raw_draws, options.get("postprocessing_backend"),
+        postprocessing_vectorize="vmap", donate_samples=True)
+    del raw_draws
+    posterior = {v.name: r for v, r in zip(traced, results[:len(traced)], strict=True)}
+    pointwise = ({rv.name: r for rv, r in zip(model.observed_RVs, results[len(traced):],
+                                              strict=True)}
+                 if log_likelihood else None)
+    attrs = make_attrs({"sampling_time": sampling_time, "tuning_steps": tune},
+                       library=library)
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    return az.from_dict(posterior=posterior, log_likelihood=pointwise,
+                        observed_data=find_observations(model),
+                        constant_data=find_constants(model), sample_stats=stats,
+                        coords=coords, dims=dims, attrs=attrs, posterior_attrs=attrs)
 
 
 def _pymc_compile_kwargs() -> dict:
