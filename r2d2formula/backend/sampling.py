@@ -152,6 +152,12 @@ def sample_model(
         raise ArgumentError(
             f"sampler_kwargs repeats fit's own argument(s) {', '.join(map(repr, repeated))}: "
             "pass them to fit itself (or to sample_model)")
+    unknown = (sorted(set(sampler_kwargs or {}) - set(JAX_SAMPLER_OPTIONS))
+               if sampler in ("numpyro", "blackjax") else [])
+    if unknown:
+        raise ArgumentError(
+            f"sampler_kwargs {', '.join(map(repr, unknown))} not understood by the {sampler} "
+            f"sampler; it takes {', '.join(JAX_SAMPLER_OPTIONS)}")
     seed = _seed(random_seed)
     extra = dict(sampler_kwargs or {})
     # compilation's graph rewrites make thousands of variables: no traceback for each
@@ -497,24 +503,16 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
       in the post-processing that waited for it (blackjax reported 1 s for a 3 s sampling
       of model 1).
 
-    ``options`` are :data:`JAX_SAMPLER_OPTIONS`, as ``sample_jax_nuts`` takes them.
+    ``options`` are :data:`JAX_SAMPLER_OPTIONS` (checked by :func:`sample_model`), as
+    ``sample_jax_nuts`` takes them.
     """
     import jax
     import pymc.sampling.jax as pymc_jax
     from arviz.data.base import make_attrs
-    from pymc.backends.arviz import (
-        coords_and_dims_for_inferencedata,
-        find_constants,
-        find_observations,
-    )
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata
     from pymc.util import _get_seeds_per_chain, get_default_varnames
     from pytensor.tensor.math import variadic_add
 
-    unknown = sorted(set(options) - set(JAX_SAMPLER_OPTIONS))
-    if unknown:
-        raise ArgumentError(
-            f"sampler_kwargs {', '.join(map(repr, unknown))} not understood by the {sampler} "
-            f"sampler; it takes {', '.join(JAX_SAMPLER_OPTIONS)}")
     var_names = options.get("var_names")
     values = (model.unobserved_value_vars if var_names is None else
               [v for v in model.unobserved_value_vars if v.name in var_names])
@@ -559,9 +557,8 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     attrs = make_attrs({"sampling_time": sampling_time, "tuning_steps": tune},
                        library=library)
     coords, dims = coords_and_dims_for_inferencedata(model)
-    return az.from_dict(posterior=posterior, log_likelihood=pointwise,
-                        observed_data=find_observations(model),
-                        constant_data=find_constants(model), sample_stats=stats,
+    # observed and constant data: sample_model's _add_groups, as for every sampler
+    return az.from_dict(posterior=posterior, log_likelihood=pointwise, sample_stats=stats,
                         coords=coords, dims=dims, attrs=attrs, posterior_attrs=attrs)
 
 
