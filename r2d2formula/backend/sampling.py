@@ -10,7 +10,7 @@ import importlib.util
 import os
 import time
 import warnings
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,15 @@ import arviz as az
 import numpy as np
 import pymc as pm
 from pymc.backends.ndarray import NDArray
+from pytensor.tensor.variable import TensorVariable
 
 from r2d2formula.backend.graph import GraphInfo
+from r2d2formula.backend.jax_programs import (
+    exported_program,
+    graph_fingerprint,
+    program_folder,
+    program_key,
+)
 from r2d2formula.backend.startup import blas_flags_known, no_node_tracebacks
 from r2d2formula.errors import ArgumentError, SamplerError
 
@@ -523,21 +530,26 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     terms = model.logp(sum=False)
     observed_terms = terms[len(model.free_RVs):len(model.free_RVs) + len(model.observed_RVs)]
     logp = variadic_add(*(term.sum() for term in terms))
+    chain_method = options.get("chain_method", "parallel")
+    # an exported program cannot be batched by vmap (vectorized chains)
+    folder = None if chain_method == "vectorized" else program_folder()
     # numpyro takes the potential energy, blackjax the log density
-    logp_graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars,
-                                             outputs=[-logp if sampler == "numpyro" else logp])
-    logp_fn = jax.jit(lambda x: logp_graph(*x)[0])
+    logp_fn = _jax_log_density(model, -logp if sampler == "numpyro" else logp,
+                               role="potential" if sampler == "numpyro" else "logp",
+                               sampler=sampler, folder=folder)
 
     (seed,) = _get_seeds_per_chain(random_seed, 1)
     initial_points = pymc_jax._get_batched_jittered_initial_points(
         model=model, chains=chains, initvals=options.get("initvals"), random_seed=seed,
         jitter=options.get("jitter", True), logp_fn=logp_fn)
+    if isinstance(logp_fn, _StoredLogDensity):  # with jitter, the start check prepared it
+        logp_fn.prepare(initial_points if chains == 1 else [v[0] for v in initial_points])
     sample = (pymc_jax._sample_numpyro_nuts if sampler == "numpyro"
               else pymc_jax._sample_blackjax_nuts)
     started = time.perf_counter()
     raw_draws, stats, library = sample(
         model=model, target_accept=target_accept, tune=tune, draws=draws, chains=chains,
-        chain_method=options.get("chain_method", "parallel"),
+        chain_method=chain_method,
         progressbar=progressbar and not options.get("quiet", False), random_seed=seed,
         initial_points=initial_points, nuts_kwargs=dict(options.get("nuts_kwargs") or {}),
         logp_fn=logp_fn)
@@ -545,10 +557,21 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     sampling_time = time.perf_counter() - started
 
     outputs = traced + (observed_terms if log_likelihood else [])
-    postprocess = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-    results = pymc_jax._postprocess_samples(
-        postprocess, raw_draws, options.get("postprocessing_backend"),
-        postprocessing_vectorize="vmap", donate_samples=True)
+    specs = [jax.ShapeDtypeStruct(draws.shape, draws.dtype) for draws in raw_draws]
+    key = (program_key("postprocess", graph_fingerprint(model.value_vars, outputs), specs,
+                       sampler=sampler)
+           if folder is not None and options.get("postprocessing_backend") is None else None)
+    if key is None:
+        postprocess = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+        results = pymc_jax._postprocess_samples(
+            postprocess, raw_draws, options.get("postprocessing_backend"),
+            postprocessing_vectorize="vmap", donate_samples=True)
+    else:
+        def build_postprocess() -> Callable:
+            graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+            return lambda *draws: jax.vmap(jax.vmap(graph))(*draws)
+
+        results = exported_program(key, build_postprocess, specs, folder)(*raw_draws)
     del raw_draws
     posterior = {v.name: r for v, r in zip(traced, results[:len(traced)], strict=True)}
     pointwise = ({rv.name: r for rv, r in zip(model.observed_RVs, results[len(traced):],
@@ -560,6 +583,79 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     # observed and constant data: sample_model's _add_groups, as for every sampler
     return az.from_dict(posterior=posterior, log_likelihood=pointwise, sample_stats=stats,
                         coords=coords, dims=dims, attrs=attrs, posterior_attrs=attrs)
+
+
+def _jax_log_density(model: pm.Model, density: TensorVariable, *, role: str, sampler: str,
+                     folder: Path | None) -> Callable:
+    """The sampler's log density (``role="logp"``) or potential energy (``"potential"``) as a
+    JAX function of the list of the model's value variables.
+
+    With a program ``folder``, a :class:`_StoredLogDensity`; without, PyMC's conversion of the
+    graph under ``jax.jit``, which the sampler differentiates itself.
+    """
+    import jax
+    import pymc.sampling.jax as pymc_jax
+
+    if folder is None:
+        graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=[density])
+        return jax.jit(lambda x: graph(*x)[0])
+    return _StoredLogDensity(model, density, role=role, sampler=sampler, folder=folder)
+
+
+class _StoredLogDensity:
+    """A log density whose value and gradient are one program of
+    :mod:`r2d2formula.backend.jax_programs`: found on disk when a fit of the same graph stored
+    it, else converted, exported and stored.
+
+    The sampler differentiates through it by a custom VJP that returns the program's gradient,
+    so its trace holds one call where it held the whole converted graph. The program is made
+    by :meth:`prepare` from a point's shapes, outside any trace (JAX exports only there): at the
+    first call on concrete arrays (PyMC's check of the jittered starts) or explicitly before
+    sampling.
+    """
+
+    def __init__(self, model: pm.Model, density: TensorVariable, *, role: str, sampler: str,
+                 folder: Path) -> None:
+        import jax
+
+        self._model, self._density, self._folder = model, density, folder
+        self._role, self._sampler = role, sampler
+        self._fingerprint = graph_fingerprint(model.value_vars, [density])
+        self._program: Callable | None = None
+
+        @jax.custom_vjp
+        def log_density(values: list) -> jax.Array:
+            return self._program(*values)[0]
+
+        def forward(values: list) -> tuple:
+            return self._program(*values)
+
+        def backward(gradient: list, cotangent: jax.Array) -> tuple:
+            return ([cotangent * g for g in gradient],)
+
+        log_density.defvjp(forward, backward)
+        self._jitted = jax.jit(lambda values: log_density(list(values)))
+
+    def prepare(self, point: Sequence[Any]) -> None:
+        """Find or make the program for value arrays shaped as ``point`` (once)."""
+        if self._program is not None:
+            return
+        import jax
+        import pymc.sampling.jax as pymc_jax
+
+        specs = [jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype) for v in point]
+
+        def build() -> Callable:
+            graph = pymc_jax.get_jaxified_graph(inputs=self._model.value_vars,
+                                                outputs=[self._density])
+            return lambda *x: jax.value_and_grad(lambda x: graph(*x)[0])(list(x))
+
+        key = program_key(self._role, self._fingerprint, specs, sampler=self._sampler)
+        self._program = exported_program(key, build, specs, self._folder)
+
+    def __call__(self, values: Sequence[Any]) -> Any:
+        self.prepare(values)
+        return self._jitted(values)
 
 
 def _pymc_compile_kwargs() -> dict:

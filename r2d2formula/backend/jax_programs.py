@@ -1,0 +1,298 @@
+"""JAX programs kept on disk, so that a refit in a new process skips converting them.
+
+A JAX fit (numpyro, blackjax) turns the model's log density and its post-processing
+(deterministics, pointwise log-likelihood) into JAX functions, through PyTensor's rewrites and
+JAX conversion, and the sampler traces the log density into its NUTS loop. JAX's persistent
+compilation cache (:func:`~r2d2formula.backend.sampling.use_jax_compilation_cache`) saves the
+XLA compilation that follows, but these steps are paid again in every process: 2.5 to 3 s of a
+12 s sleepstudy fit (``benchmarks/jax_stages.py``).
+
+This module keeps the converted programs themselves on disk, as serialized :mod:`jax.export`
+modules (one for the value and gradient of the log density, one for the post-processing of all
+draws), under a key that fingerprints the PyTensor graph they are made from
+(:func:`graph_fingerprint`: every operation with its parameters, every constant and data value,
+every type) together with the versions of r2d2formula, PyMC, PyTensor, JAX and the sampler, and
+the shapes of the program's arguments. PyMC writes the data into JAX programs as constants, so
+a program is found again by a fit of the same model on the same data (a re-run notebook or
+script, a benchmark); any other fit converts its own and stores it.
+
+Nothing is stored
+
+* where the cache is off (``R2D2FORMULA_JAX_CACHE_DIR=off``) or ``flatbuffers`` (JAX's
+  serialization) is not installed;
+* for a graph with an operation whose parameters the fingerprint cannot read (no PyTensor
+  ``__props__``, a closure), or with more than :data:`MAX_CONSTANT_BYTES` of constants and
+  data (the program would hold them all: a million-row model, where the conversion is a small
+  part of the fit);
+* for chains vectorized with ``jax.vmap`` (``chain_method="vectorized"``): an exported program
+  cannot be batched.
+
+Those fits convert their programs in every process, as PyMC does.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import tempfile
+import types
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Constant, Variable
+from pytensor.graph.op import Op
+from pytensor.graph.type import Type
+
+try:  # PyTensor >= 2.36 moved it; the old location warns
+    from pytensor.graph.traversal import io_toposort
+except ImportError:  # pragma: no cover
+    from pytensor.graph.basic import io_toposort
+
+__all__ = ["graph_fingerprint", "program_key", "exported_program", "program_folder",
+           "MAX_CONSTANT_BYTES"]
+
+#: Graphs with more constant and data bytes than this are not stored (see the module notes).
+MAX_CONSTANT_BYTES = 64 * 2**20
+
+#: Changes whenever what a stored program means changes (its arguments, its outputs).
+_FORMAT = "r2d2formula-jax-program-1"
+_SUFFIX = ".jaxexport"
+#: attributes of scalar ops that cache work, not define the op
+_SCALAR_OP_CACHES = frozenset({"prepare_node_called"})
+
+
+class _NotFingerprinted(Exception):
+    """A part of the graph whose parameters cannot be read reliably."""
+
+
+def graph_fingerprint(inputs: Sequence[Variable], outputs: Sequence[Variable]) -> str | None:
+    """A digest of the PyTensor graph from ``inputs`` to ``outputs``, or None.
+
+    Equal digests mean the same computation: the same operations (class and every parameter in
+    its ``__props__``, recursively), wired the same way, on inputs of the same types, with the
+    same constants and shared-variable (data) values, bit for bit. Names, creation tracebacks
+    and the order in which the variables were created do not count.
+
+    Returns None for a graph this cannot vouch for: an operation without ``__props__`` or a
+    parameter of an unknown kind, a free variable that is not among ``inputs``, a random
+    generator, or constants and data over :data:`MAX_CONSTANT_BYTES`.
+
+    Examples
+    --------
+    >>> import pytensor.tensor as pt
+    >>> from r2d2formula.backend.jax_programs import graph_fingerprint
+    >>> x = pt.vector("x")
+    >>> a = graph_fingerprint([x], [pt.exp(x).sum()])
+    >>> y = pt.vector("another_name")
+    >>> a == graph_fingerprint([y], [pt.exp(y).sum()])
+    True
+    >>> a == graph_fingerprint([y], [pt.exp(2 * y).sum()])
+    False
+    """
+    digest = hashlib.sha256(_FORMAT.encode())
+    index: dict[Variable, int] = {}
+    constant_bytes = 0
+
+    def update(*parts: str) -> None:
+        digest.update("\x1f".join(parts).encode())
+        digest.update(b"\x1e")
+
+    def position(variable: Variable) -> int:
+        nonlocal constant_bytes
+        if variable in index:
+            return index[variable]
+        if isinstance(variable, Constant):
+            data = variable.data
+        elif isinstance(variable, SharedVariable):
+            data = variable.get_value(borrow=True)
+        else:
+            raise _NotFingerprinted(f"free variable {variable} is not an input")
+        if isinstance(data, np.ndarray | np.generic | int | float | bool):
+            array = np.asarray(data)
+            constant_bytes += array.nbytes
+            if constant_bytes > MAX_CONSTANT_BYTES:
+                raise _NotFingerprinted("too much constant data")
+            token = _array_token(array)
+        else:  # None, a slice (indexing constants)
+            token = _value_token(data)
+        update("constant", _type_token(variable.type), token)
+        index[variable] = len(index)
+        return index[variable]
+
+    try:
+        for variable in inputs:
+            update("input", _type_token(variable.type))
+            index[variable] = len(index)
+        for node in io_toposort(list(inputs), list(outputs)):
+            wiring = [str(position(v)) for v in node.inputs]
+            update("apply", _op_token(node.op), *wiring, "->",
+                   *(_type_token(v.type) for v in node.outputs))
+            for variable in node.outputs:
+                index[variable] = len(index)
+        update("outputs", *(str(position(v)) for v in outputs))
+    except _NotFingerprinted:
+        return None
+    return digest.hexdigest()
+
+
+def _array_token(array: np.ndarray) -> str:
+    data = np.ascontiguousarray(array)
+    return f"{data.dtype.str}{data.shape}:{hashlib.sha256(data.view(np.uint8)).hexdigest()}"
+
+
+def _qualified(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _op_token(op: Op) -> str:
+    if getattr(type(op), "__props__", None) is not None:
+        return _props_token(op)
+    from pytensor.scalar.basic import ScalarInnerGraphOp, ScalarOp
+
+    if isinstance(op, ScalarOp) and not isinstance(op, ScalarInnerGraphOp):
+        # PyTensor's scalar ops have no __props__: their identity is their class and
+        # attributes (output type rule, name, a Cast's target type), all spelled out here
+        attributes = {k: v for k, v in vars(op).items() if k not in _SCALAR_OP_CACHES}
+        return f"{_qualified(type(op))}{_value_token(attributes)}"
+    raise _NotFingerprinted(f"{type(op).__name__} has no __props__")
+
+
+def _type_token(type_: Type) -> str:
+    from pytensor.tensor.type_other import NoneTypeT
+
+    if type(type_) is NoneTypeT:  # a parameterless singleton (``NoneConst``'s type)
+        return _qualified(NoneTypeT)
+    return _props_token(type_)
+
+
+def _props_token(obj: Any) -> str:
+    props = getattr(type(obj), "__props__", None)
+    if props is None:
+        raise _NotFingerprinted(f"{type(obj).__name__} has no __props__")
+    values = ",".join(f"{name}={_value_token(getattr(obj, name))}" for name in props)
+    return f"{_qualified(type(obj))}({values})"
+
+
+def _value_token(value: Any) -> str:
+    """One parameter of an operation or type, spelled out completely."""
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, np.generic):
+        return f"{value.dtype.str}:{value.item()!r}"
+    if isinstance(value, np.ndarray):
+        return _array_token(value)
+    if isinstance(value, np.dtype):
+        return f"dtype:{value.str}"
+    if isinstance(value, tuple | list):
+        return f"{type(value).__name__}[{';'.join(_value_token(v) for v in value)}]"
+    if isinstance(value, frozenset | set):
+        return f"set[{';'.join(sorted(_value_token(v) for v in value))}]"
+    if isinstance(value, Mapping):  # dict, PyTensor's frozendict (inplace patterns)
+        items = sorted(f"{_value_token(k)}:{_value_token(v)}" for k, v in value.items())
+        return f"dict[{';'.join(items)}]"
+    if isinstance(value, slice):
+        return f"slice[{_value_token(value.start)};{_value_token(value.stop)};" \
+               f"{_value_token(value.step)}]"
+    if isinstance(value, type):
+        return f"class:{_qualified(value)}"
+    if isinstance(value, types.FunctionType):
+        # module-level functions only (PyTensor's output-type rules): a closure or a lambda
+        # may compute anything
+        if value.__closure__ is not None or "<" in value.__qualname__:
+            raise _NotFingerprinted(f"function {value.__qualname__}")
+        return f"function:{_qualified(value)}"
+    if isinstance(value, types.BuiltinFunctionType | np.ufunc):
+        return f"builtin:{getattr(value, '__module__', '')}.{value.__name__}"
+    if isinstance(value, Variable):
+        raise _NotFingerprinted("a graph variable as a parameter")
+    if isinstance(value, Op):
+        return _op_token(value)  # Elemwise's scalar op
+    return _props_token(value)  # a Type, an output type rule
+
+
+@functools.cache
+def _versions(sampler: str) -> str:
+    names = ["r2d2formula", "pymc", "pytensor", "jax", "jaxlib", sampler]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name}={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name}=?")
+    return ";".join(found) + f";python={sys.version_info[:3]}"
+
+
+def program_key(role: str, fingerprint: str | None, arg_specs: Sequence[Any], *,
+                sampler: str) -> str | None:
+    """The file name under which one program is stored, or None for a graph that is not.
+
+    ``role`` names what the program computes from the graph (``"potential"``, ``"logp"``,
+    ``"postprocess"``), ``arg_specs`` are its arguments' shapes and dtypes.
+    """
+    if fingerprint is None:
+        return None
+    import jax
+
+    specs = ";".join(f"{np.dtype(s.dtype).str}{tuple(s.shape)}" for s in arg_specs)
+    text = "|".join([_FORMAT, role, fingerprint, specs, _versions(sampler),
+                     f"x64={jax.config.jax_enable_x64}", jax.default_backend()])
+    return f"{role}-{hashlib.sha256(text.encode()).hexdigest()[:40]}"
+
+
+def program_folder() -> Path | None:
+    """Where programs are stored: ``programs`` in r2d2formula's JAX cache folder
+    (:func:`~r2d2formula.backend.sampling.jax_cache_dir`), or None where that cache is off or
+    JAX cannot serialize programs (``flatbuffers`` is missing)."""
+    from r2d2formula.backend.sampling import jax_cache_dir
+
+    folder = jax_cache_dir()
+    if folder is None or importlib.util.find_spec("flatbuffers") is None:
+        return None
+    return folder / "programs"
+
+
+def exported_program(key: str | None, build: Callable[[], Callable],
+                     arg_specs: Sequence[Any], folder: Path | None = None) -> Callable:
+    """The program of ``key`` from ``folder``; else ``build()``, exported and stored there.
+
+    ``build`` returns the JAX function (of positional arrays shaped as ``arg_specs``); it is
+    called only when the program is not found. The result is the exported program's ``call``
+    in both cases, so a fit draws the same numbers whether its programs were found or made.
+    With no ``key`` or no ``folder``, the built function is returned under ``jax.jit``.
+    """
+    import jax
+
+    if key is None or folder is None:
+        return jax.jit(build())
+    path = folder / f"{key}{_SUFFIX}"
+    if path.is_file():
+        try:
+            return jax.export.deserialize(bytearray(path.read_bytes())).call
+        except Exception:  # noqa: BLE001 - a damaged file (any parse error): made again
+            pass
+    exported = jax.export.export(jax.jit(build()))(*arg_specs)
+    _store(path, exported.serialize())
+    return exported.call
+
+
+def _store(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a parallel fit reads a whole file or none); a
+    read-only or full disk leaves the fit without storing."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp",
+                                         delete=False) as handle:
+            temporary = Path(handle.name)
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
