@@ -162,40 +162,122 @@ def test_program_key_covers_shapes_and_role():
     assert jax_programs.program_key("logp", None, [], sampler="numpyro") is None
 
 
+def test_model_fingerprint_follows_the_model_definition(small_gaussian):
+    """Equal for the same model built again; different for other data, another prior or
+    another formula. PyMC derives the log density from what it reads."""
+    from r2d2formula import R2D2, Model
+    from r2d2formula.backend.jax_programs import model_fingerprint
+
+    def fingerprint(formula="y ~ x1 + x2 + (1 | g)", data=small_gaussian, **kwargs):
+        return model_fingerprint(Model(formula, data, **kwargs).build())
+
+    reference = fingerprint()
+    assert reference is not None and reference == fingerprint()
+    changed = small_gaussian.copy()
+    changed.loc[7, "y"] += 1e-9
+    assert fingerprint(data=changed) != reference
+    assert fingerprint(prior=R2D2(r2_mean=0.3, r2_precision=10)) != reference
+    assert fingerprint("y ~ x1 + (1 | g)") != reference
+    assert fingerprint("y ~ x1 + x2 + (1 | g) + (1 | h)") != reference
+
+
 @needs_jax
-@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
-def test_a_refit_finds_its_programs_and_draws_the_same(monkeypatch, tmp_path, small_gaussian,
-                                                       sampler):
-    """The second fit of the same model on the same data converts nothing (PyMC's
-    ``get_jaxified_graph`` is not called) and draws exactly what the first drew; a fit with
-    the programs off draws from the same posterior."""
+def test_a_refit_finds_its_programs_and_draws_the_same(monkeypatch, tmp_path, small_gaussian):
+    """The second fit of the same model on the same data neither builds the log density
+    (``Model.logp``) nor converts anything (PyMC's ``get_jaxified_graph``), and draws exactly
+    what the first drew."""
+    import pymc as pm
     import pymc.sampling.jax as pymc_jax
 
     from r2d2formula import Model
     from r2d2formula.backend import sampling
 
     monkeypatch.setenv("R2D2FORMULA_JAX_CACHE_DIR", str(tmp_path))
-    conversions = []
-    original = pymc_jax.get_jaxified_graph
+    events = []
+    original_graph, original_logp = pymc_jax.get_jaxified_graph, pm.Model.logp
 
-    def counted(*args, **kwargs):
-        conversions.append(1)
-        return original(*args, **kwargs)
+    def converted(*args, **kwargs):
+        events.append("converted")
+        return original_graph(*args, **kwargs)
 
-    monkeypatch.setattr(pymc_jax, "get_jaxified_graph", counted)
+    def built(self, *args, **kwargs):
+        events.append("logp")
+        return original_logp(self, *args, **kwargs)
+
+    monkeypatch.setattr(pymc_jax, "get_jaxified_graph", converted)
+    monkeypatch.setattr(pm.Model, "logp", built)
     model = Model("y ~ x1 + x2 + (1 | g)", small_gaussian)
-    settings = dict(sampler=sampler, draws=30, tune=30, chains=2, progressbar=False,
+    settings = dict(sampler="numpyro", draws=30, tune=30, chains=2, progressbar=False,
                     random_seed=4, info=model.graph_info)
     fits = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(2):
             fits.append(sampling.sample_model(model.build(), **settings)[0])
-            conversions.append("fit")
-    assert conversions == [1, 1, "fit", "fit"]  # the log density and the post-processing
-    assert sorted(p.name.split("-")[0] for p in (tmp_path / "programs").iterdir()) == sorted(
-        ["logp" if sampler == "blackjax" else "potential", "postprocess"])
+            events.append("fit")
+    # the log density and the post-processing, converted once
+    assert events == ["logp", "converted", "converted", "fit", "fit"]
+    import jax
+
+    stored = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "programs").iterdir())
+    # the chains, where they run in parallel over devices
+    chains = ["numpyro-chains"] if jax.local_device_count() >= 2 else []
+    assert stored == sorted(["postprocess", "potential", *chains])
     for name in ("R2", "phi", "b", "r_g", "sigma"):
         np.testing.assert_array_equal(fits[0].posterior[name], fits[1].posterior[name])
     np.testing.assert_array_equal(fits[0].log_likelihood["y"], fits[1].log_likelihood["y"])
+    for name in ("diverging", "n_steps", "step_size"):
+        np.testing.assert_array_equal(fits[0].sample_stats[name], fits[1].sample_stats[name])
     assert {"observed_data", "sample_stats"} <= set(fits[1].groups())
+
+
+_CHAINS_FIT = r"""
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import numpy as np, pandas as pd
+import pymc as pm, pymc.sampling.jax as pymc_jax
+from r2d2formula import Model
+events = []
+for owner, name in ((pymc_jax, "get_jaxified_graph"), (pm.Model, "logp")):
+    original = getattr(owner, name)
+    def counted(*a, _original=original, _name=name, **k):
+        events.append(_name)
+        return _original(*a, **k)
+    setattr(owner, name, counted)
+rng = np.random.default_rng(0)
+frame = pd.DataFrame({"x": rng.normal(size=40), "g": np.repeat(list("abcd"), 10)})
+frame["y"] = 1.0 + 0.5 * frame.x + rng.normal(size=40)
+fit = Model("y ~ x + (1 | g)", frame).fit(sampler=sys.argv[1], draws=25, tune=25, chains=2,
+                                          random_seed=5, progressbar=False)
+print(json.dumps({"events": events, "R2": fit.idata.posterior["R2"].values.tolist(),
+                  "steps": fit.idata.sample_stats["n_steps"].values.tolist()}))
+"""
+
+
+@needs_jax
+@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
+def test_the_next_process_runs_the_stored_chains(tmp_path, sampler):
+    """Chains in parallel over devices: the sampler's whole loop is one stored program, and
+    the next process fitting the same model to the same data builds, converts and traces
+    nothing, and draws what the first drew."""
+    import json
+    import os
+
+    env = {**os.environ, "R2D2FORMULA_JAX_CACHE_DIR": str(tmp_path),
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+
+    def run() -> dict:
+        result = subprocess.run([sys.executable, "-c", _CHAINS_FIT, sampler], env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["events"] == ["logp", "get_jaxified_graph", "get_jaxified_graph"]
+    stored = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "programs").iterdir())
+    role = "potential" if sampler == "numpyro" else "logp"
+    assert stored == sorted([f"{sampler}-chains", role, "postprocess"])
+    second = run()
+    assert second["events"] == []
+    assert second["R2"] == first["R2"]
+    assert second["steps"] == first["steps"]

@@ -6,6 +6,7 @@ data and the pointwise log-likelihood (so ``arviz.loo`` works).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import time
@@ -23,9 +24,11 @@ from pytensor.tensor.variable import TensorVariable
 from r2d2formula.backend.graph import GraphInfo
 from r2d2formula.backend.jax_programs import (
     exported_program,
-    graph_fingerprint,
+    model_fingerprint,
     program_folder,
     program_key,
+    run_chains,
+    settings_token,
 )
 from r2d2formula.backend.startup import blas_flags_known, no_node_tracebacks
 from r2d2formula.errors import ArgumentError, SamplerError
@@ -518,7 +521,6 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     from arviz.data.base import make_attrs
     from pymc.backends.arviz import coords_and_dims_for_inferencedata
     from pymc.util import _get_seeds_per_chain, get_default_varnames
-    from pytensor.tensor.math import variadic_add
 
     var_names = options.get("var_names")
     values = (model.unobserved_value_vars if var_names is None else
@@ -526,17 +528,15 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     traced = list(get_default_varnames(values, include_transformed=options.get(
         "keep_untransformed", False)))
 
-    # free variables' terms, then the observed variables', then potentials (PyMC's order)
-    terms = model.logp(sum=False)
-    observed_terms = terms[len(model.free_RVs):len(model.free_RVs) + len(model.observed_RVs)]
-    logp = variadic_add(*(term.sum() for term in terms))
     chain_method = options.get("chain_method", "parallel")
-    # an exported program cannot be batched by vmap (vectorized chains)
+    # programs on disk, keyed by the model's definition (an exported program cannot be
+    # batched by vmap: vectorized chains convert theirs in every process)
     folder = None if chain_method == "vectorized" else program_folder()
-    # numpyro takes the potential energy, blackjax the log density
-    logp_fn = _jax_log_density(model, -logp if sampler == "numpyro" else logp,
-                               role="potential" if sampler == "numpyro" else "logp",
-                               sampler=sampler, folder=folder)
+    fingerprint = None if folder is None else model_fingerprint(model)
+    if fingerprint is None:
+        folder = None
+    terms = _LogDensityTerms(model)
+    logp_fn = _jax_log_density(terms, sampler=sampler, fingerprint=fingerprint, folder=folder)
 
     (seed,) = _get_seeds_per_chain(random_seed, 1)
     initial_points = pymc_jax._get_batched_jittered_initial_points(
@@ -544,31 +544,47 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
         jitter=options.get("jitter", True), logp_fn=logp_fn)
     if isinstance(logp_fn, _StoredLogDensity):  # with jitter, the start check prepared it
         logp_fn.prepare(initial_points if chains == 1 else [v[0] for v in initial_points])
-    sample = (pymc_jax._sample_numpyro_nuts if sampler == "numpyro"
-              else pymc_jax._sample_blackjax_nuts)
+    progressbar = progressbar and not options.get("quiet", False)
+    nuts_kwargs = dict(options.get("nuts_kwargs") or {})
+    chains_program = _chains_program(
+        logp_fn, sampler=sampler, chains=chains, chain_method=chain_method,
+        progressbar=progressbar, folder=folder, tune=tune, draws=draws,
+        target_accept=target_accept, nuts_kwargs=nuts_kwargs)
     started = time.perf_counter()
-    raw_draws, stats, library = sample(
-        model=model, target_accept=target_accept, tune=tune, draws=draws, chains=chains,
-        chain_method=chain_method,
-        progressbar=progressbar and not options.get("quiet", False), random_seed=seed,
-        initial_points=initial_points, nuts_kwargs=dict(options.get("nuts_kwargs") or {}),
-        logp_fn=logp_fn)
+    if chains_program is not None and sampler == "blackjax":
+        raw_draws, stats, library = _sample_blackjax_chains(
+            chains_program, logp_fn=logp_fn, target_accept=target_accept, tune=tune,
+            draws=draws, chains=chains, random_seed=seed, initial_points=initial_points,
+            nuts_kwargs=nuts_kwargs)
+    else:
+        sample = (pymc_jax._sample_numpyro_nuts if sampler == "numpyro"
+                  else pymc_jax._sample_blackjax_nuts)
+        raw_draws, stats, library = sample(
+            model=model, target_accept=target_accept, tune=tune, draws=draws, chains=chains,
+            # numpyro runs a callable chain method in place of its jax.pmap
+            chain_method=chain_method if chains_program is None else chains_program,
+            progressbar=progressbar, random_seed=seed, initial_points=initial_points,
+            nuts_kwargs=nuts_kwargs, logp_fn=logp_fn)
     raw_draws, stats = jax.block_until_ready((raw_draws, stats))
     sampling_time = time.perf_counter() - started
 
-    outputs = traced + (observed_terms if log_likelihood else [])
+    def outputs() -> list:
+        return traced + (terms.observed if log_likelihood else [])
+
     specs = [jax.ShapeDtypeStruct(draws.shape, draws.dtype) for draws in raw_draws]
-    key = (program_key("postprocess", graph_fingerprint(model.value_vars, outputs), specs,
-                       sampler=sampler)
+    settings = settings_token(traced=[v.name for v in traced],
+                              log_likelihood=[rv.name for rv in model.observed_RVs]
+                              if log_likelihood else None)
+    key = (program_key("postprocess", fingerprint, specs, sampler=sampler, settings=settings)
            if folder is not None and options.get("postprocessing_backend") is None else None)
     if key is None:
-        postprocess = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+        postprocess = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs())
         results = pymc_jax._postprocess_samples(
             postprocess, raw_draws, options.get("postprocessing_backend"),
             postprocessing_vectorize="vmap", donate_samples=True)
     else:
         def build_postprocess() -> Callable:
-            graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
+            graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs())
             return lambda *draws: jax.vmap(jax.vmap(graph))(*draws)
 
         results = exported_program(key, build_postprocess, specs, folder)(*raw_draws)
@@ -585,10 +601,36 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
                         coords=coords, dims=dims, attrs=attrs, posterior_attrs=attrs)
 
 
-def _jax_log_density(model: pm.Model, density: TensorVariable, *, role: str, sampler: str,
+class _LogDensityTerms:
+    """The model's log-density terms (``model.logp(sum=False)``), built once, on first use:
+    a fit whose programs are all on disk never builds them."""
+
+    def __init__(self, model: pm.Model) -> None:
+        self._model = model
+
+    @functools.cached_property
+    def terms(self) -> list:
+        # free variables' terms, then the observed variables', then potentials (PyMC's order)
+        return self._model.logp(sum=False)
+
+    @property
+    def observed(self) -> list:
+        """The observed variables' pointwise terms (the log-likelihood)."""
+        free, observed = len(self._model.free_RVs), len(self._model.observed_RVs)
+        return self.terms[free:free + observed]
+
+    def density(self, sampler: str) -> TensorVariable:
+        """numpyro's potential energy or blackjax's log density."""
+        from pytensor.tensor.math import variadic_add
+
+        logp = variadic_add(*(term.sum() for term in self.terms))
+        return -logp if sampler == "numpyro" else logp
+
+
+def _jax_log_density(terms: _LogDensityTerms, *, sampler: str, fingerprint: str | None,
                      folder: Path | None) -> Callable:
-    """The sampler's log density (``role="logp"``) or potential energy (``"potential"``) as a
-    JAX function of the list of the model's value variables.
+    """The sampler's log density (blackjax) or potential energy (numpyro) as a JAX function
+    of the list of the model's value variables.
 
     With a program ``folder``, a :class:`_StoredLogDensity`; without, PyMC's conversion of the
     graph under ``jax.jit``, which the sampler differentiates itself.
@@ -596,16 +638,18 @@ def _jax_log_density(model: pm.Model, density: TensorVariable, *, role: str, sam
     import jax
     import pymc.sampling.jax as pymc_jax
 
-    if folder is None:
-        graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=[density])
+    if folder is None or fingerprint is None:
+        graph = pymc_jax.get_jaxified_graph(inputs=terms._model.value_vars,
+                                            outputs=[terms.density(sampler)])
         return jax.jit(lambda x: graph(*x)[0])
-    return _StoredLogDensity(model, density, role=role, sampler=sampler, folder=folder)
+    return _StoredLogDensity(terms, sampler=sampler, fingerprint=fingerprint, folder=folder)
 
 
 class _StoredLogDensity:
     """A log density whose value and gradient are one program of
-    :mod:`r2d2formula.backend.jax_programs`: found on disk when a fit of the same graph stored
-    it, else converted, exported and stored.
+    :mod:`r2d2formula.backend.jax_programs`: found on disk when a fit of the same model
+    (:func:`~r2d2formula.backend.jax_programs.model_fingerprint`) stored it, else converted,
+    exported and stored.
 
     The sampler differentiates through it by a custom VJP that returns the program's gradient,
     so its trace holds one call where it held the whole converted graph. The program is made
@@ -614,13 +658,13 @@ class _StoredLogDensity:
     sampling.
     """
 
-    def __init__(self, model: pm.Model, density: TensorVariable, *, role: str, sampler: str,
+    def __init__(self, terms: _LogDensityTerms, *, sampler: str, fingerprint: str,
                  folder: Path) -> None:
         import jax
 
-        self._model, self._density, self._folder = model, density, folder
-        self._role, self._sampler = role, sampler
-        self._fingerprint = graph_fingerprint(model.value_vars, [density])
+        self._terms, self._sampler, self._folder = terms, sampler, folder
+        #: the model's fingerprint, part of the keys of every program of the fit
+        self.fingerprint = fingerprint
         self._program: Callable | None = None
 
         @jax.custom_vjp
@@ -646,16 +690,84 @@ class _StoredLogDensity:
         specs = [jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype) for v in point]
 
         def build() -> Callable:
-            graph = pymc_jax.get_jaxified_graph(inputs=self._model.value_vars,
-                                                outputs=[self._density])
+            graph = pymc_jax.get_jaxified_graph(inputs=self._terms._model.value_vars,
+                                                outputs=[self._terms.density(self._sampler)])
             return lambda *x: jax.value_and_grad(lambda x: graph(*x)[0])(list(x))
 
-        key = program_key(self._role, self._fingerprint, specs, sampler=self._sampler)
+        role = "potential" if self._sampler == "numpyro" else "logp"
+        key = program_key(role, self.fingerprint, specs, sampler=self._sampler)
         self._program = exported_program(key, build, specs, self._folder)
 
     def __call__(self, values: Sequence[Any]) -> Any:
         self.prepare(values)
         return self._jitted(values)
+
+
+class _ChainsProgram:
+    """The chains of a JAX fit as one stored program (:func:`jax_programs.run_chains`): the
+    sampler's whole warm-up and sampling loop for every chain, found on disk by a fit of the
+    same graph with the same settings, so that such a fit does not trace it again.
+
+    Called as numpyro's ``chain_method`` (numpyro hands it the function that runs one chain,
+    and runs what it returns in place of ``jax.pmap``), or by :func:`_sample_blackjax_chains`.
+    """
+
+    def __init__(self, role: str, fingerprint: str, settings: str, sampler: str,
+                 folder: Path) -> None:
+        self._role, self._fingerprint, self._settings = role, fingerprint, settings
+        self._sampler, self._folder = sampler, folder
+
+    def run(self, one_chain: Callable, arrays: Sequence[Any]) -> Any:
+        key = program_key(self._role, self._fingerprint, arrays, sampler=self._sampler,
+                          settings=self._settings)
+        return run_chains(key, one_chain, arrays, self._folder)
+
+    def __call__(self, single_chain_mcmc: Callable) -> Callable:
+        import jax
+
+        def run(map_args: tuple) -> tuple:
+            keys, init_state, params = map_args
+            if init_state is not None:  # numpyro resuming a run: as numpyro would
+                return jax.pmap(single_chain_mcmc)(map_args)
+            states = self.run(lambda key, *p: single_chain_mcmc((key, None, list(p)))[0],
+                              [keys, *params])
+            return states, None  # the last state is for numpyro's own resumed runs
+
+        return run
+
+
+def _chains_program(logp_fn: Callable, *, sampler: str, chains: int, chain_method: str,
+                    progressbar: bool, folder: Path | None, **settings: Any
+                    ) -> _ChainsProgram | None:
+    """A :class:`_ChainsProgram` where the chains can be one stored program: chains in
+    parallel over devices, a stored log density, no progress bar (its host callbacks cannot
+    be stored), settings that can be spelled out."""
+    if (folder is None or chains <= 1 or chain_method != "parallel" or progressbar
+            or not isinstance(logp_fn, _StoredLogDensity)):
+        return None
+    token = settings_token(chains=chains, **settings)
+    if token is None:
+        return None
+    return _ChainsProgram(f"{sampler}-chains", logp_fn.fingerprint, token, sampler, folder)
+
+
+def _sample_blackjax_chains(program: _ChainsProgram, *, logp_fn: Callable,
+                            target_accept: float, tune: int, draws: int, chains: int,
+                            random_seed: int, initial_points: list, nuts_kwargs: dict
+                            ) -> tuple:
+    """PyMC's ``_sample_blackjax_nuts`` for chains in parallel (its keys, its per-chain
+    inference loop), with the chains run by a stored program instead of ``jax.pmap``."""
+    import blackjax
+    import jax
+    import pymc.sampling.jax as pymc_jax
+
+    keys = jax.random.split(jax.random.PRNGKey(random_seed), chains)
+    one_chain = functools.partial(pymc_jax._blackjax_inference_loop, logp_fn=logp_fn,
+                                  tune=tune, draws=draws, target_accept=target_accept,
+                                  **{**nuts_kwargs, "progress_bar": False})
+    raw_draws, stats = program.run(lambda key, *p: one_chain(key, list(p)),
+                                   [keys, *initial_points])
+    return raw_draws, stats, blackjax
 
 
 def _pymc_compile_kwargs() -> dict:
