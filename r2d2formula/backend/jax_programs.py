@@ -1,33 +1,43 @@
-"""JAX programs kept on disk, so that a refit in a new process skips converting them.
+"""JAX programs kept on disk, so that a refit in a new process skips building them.
 
-A JAX fit (numpyro, blackjax) turns the model's log density and its post-processing
-(deterministics, pointwise log-likelihood) into JAX functions, through PyTensor's rewrites and
-JAX conversion, and the sampler traces the log density into its NUTS loop. JAX's persistent
-compilation cache (:func:`~r2d2formula.backend.sampling.use_jax_compilation_cache`) saves the
-XLA compilation that follows, but these steps are paid again in every process: 2.5 to 3 s of a
-12 s sleepstudy fit (``benchmarks/jax_stages.py``).
+A JAX fit (numpyro, blackjax) derives the model's log density (PyMC's ``Model.logp``), turns
+it and the post-processing of the draws (deterministics, pointwise log-likelihood) into JAX
+functions (PyTensor's rewrites and JAX conversion), and the sampler traces its whole warm-up and
+sampling loop around the log density. JAX's persistent compilation cache
+(:func:`~r2d2formula.backend.sampling.use_jax_compilation_cache`) saves the XLA compilation
+that follows, but the rest was paid again in every process: 2.6 s of an 11.5 s sleepstudy fit
+with numpyro (``benchmarks/jax_stages.py``).
 
-This module keeps the converted programs themselves on disk, as serialized :mod:`jax.export`
-modules (one for the value and gradient of the log density, one for the post-processing of all
-draws), under a key that fingerprints the PyTensor graph they are made from
-(:func:`graph_fingerprint`: every operation with its parameters, every constant and data value,
-every type) together with the versions of r2d2formula, PyMC, PyTensor, JAX and the sampler, and
-the shapes of the program's arguments. PyMC writes the data into JAX programs as constants, so
-a program is found again by a fit of the same model on the same data (a re-run notebook or
-script, a benchmark); any other fit converts its own and stores it.
+This module keeps the programs themselves on disk, as serialized :mod:`jax.export` modules:
 
-Nothing is stored
+* the value and gradient of the log density (:func:`exported_program`);
+* the sampler's loop over all chains, where chains run in parallel over devices
+  (:func:`run_chains`; ``jax.pmap`` as ``jax.shard_map``, the form JAX can export);
+* the post-processing of all draws.
+
+Their key (:func:`program_key`) is a fingerprint of the model's definition
+(:func:`model_fingerprint`: every operation of its graph with its parameters, every constant
+and data value, every type, each variable's value and transform), the program's role, the
+shapes of its arguments, the sampler settings compiled into it (:func:`settings_token`) and
+the versions of r2d2formula, PyMC, PyTensor, JAX and the sampler. PyMC writes the data into
+JAX programs as constants, so a program is found again by a fit of the same model on the same
+data with the same settings (a re-run notebook or script, a benchmark); it then draws exactly
+what the fit that stored it drew. Any other fit builds its own and stores it. The files are in
+``programs`` under the JAX cache folder; deleting them is always safe.
+
+Nothing is stored, and the fit builds and converts everything as PyMC does,
 
 * where the cache is off (``R2D2FORMULA_JAX_CACHE_DIR=off``) or ``flatbuffers`` (JAX's
   serialization) is not installed;
-* for a graph with an operation whose parameters the fingerprint cannot read (no PyTensor
-  ``__props__``, a closure), or with more than :data:`MAX_CONSTANT_BYTES` of constants and
-  data (the program would hold them all: a million-row model, where the conversion is a small
-  part of the fit);
+* for a model with an operation or transform whose parameters the fingerprint cannot read
+  (no PyTensor ``__props__``, a function of unknown code), or with more than
+  :data:`MAX_CONSTANT_BYTES` of constants and data (the programs would hold them all: on a
+  million-row model the conversion is a small part of the fit);
 * for chains vectorized with ``jax.vmap`` (``chain_method="vectorized"``): an exported program
   cannot be batched.
 
-Those fits convert their programs in every process, as PyMC does.
+The sampler's loop is not stored with a progress bar on (its host callbacks cannot be
+exported): such fits store and find the log density and the post-processing only.
 """
 
 from __future__ import annotations
