@@ -281,3 +281,34 @@ def test_the_next_process_runs_the_stored_chains(tmp_path, sampler):
     assert second["events"] == []
     assert second["R2"] == first["R2"]
     assert second["steps"] == first["steps"]
+
+
+@needs_jax
+def test_the_chains_are_stored_only_where_they_can_be(tmp_path, small_gaussian):
+    """Chains in parallel with a device each, no progress bar (host callbacks cannot be
+    exported), sampler settings that can be spelled out; else numpyro's and PyMC's own."""
+    import jax
+
+    from r2d2formula import Model
+    from r2d2formula.backend import sampling
+
+    graph = Model("y ~ x1", small_gaussian).build()
+    density = sampling._StoredLogDensity(sampling._LogDensityTerms(graph), sampler="numpyro",
+                                         fingerprint="f" * 64, folder=tmp_path)
+    devices = jax.local_device_count()
+    base = dict(sampler="numpyro", chains=min(devices, 2), chain_method="parallel",
+                progressbar=False, folder=tmp_path, tune=10, draws=10, target_accept=0.9,
+                nuts_kwargs={"dense_mass": True})
+
+    def program(**changes):
+        return sampling._chains_program(density, **{**base, **changes})
+
+    if devices >= 2:
+        assert isinstance(program(), sampling._ChainsProgram)
+    assert program(progressbar=True) is None
+    assert program(chain_method="sequential") is None
+    assert program(chains=devices + 1) is None
+    assert program(chains=1) is None
+    assert program(folder=None) is None
+    assert program(nuts_kwargs={"step_size": object()}) is None
+    assert sampling._chains_program(jax.jit(lambda x: x), **base) is None

@@ -748,10 +748,15 @@ def _chains_program(logp_fn: Callable, *, sampler: str, chains: int, chain_metho
                     progressbar: bool, folder: Path | None, **settings: Any
                     ) -> _ChainsProgram | None:
     """A :class:`_ChainsProgram` where the chains can be one stored program: chains in
-    parallel over devices, a stored log density, no progress bar (its host callbacks cannot
-    be stored), settings that can be spelled out."""
+    parallel, one device each, a stored log density, no progress bar (its host callbacks
+    cannot be stored), settings that can be spelled out."""
+    import jax
+
     if (folder is None or chains <= 1 or chain_method != "parallel" or progressbar
-            or not isinstance(logp_fn, _StoredLogDensity)):
+            or not isinstance(logp_fn, _StoredLogDensity)
+            # a device for each chain (numpyro otherwise falls back to sequential chains);
+            # jax.shard_map is JAX >= 0.6's
+            or jax.local_device_count() < chains or not hasattr(jax, "shard_map")):
         return None
     token = settings_token(chains=chains, **settings)
     if token is None:
