@@ -312,3 +312,18 @@ def test_the_chains_are_stored_only_where_they_can_be(tmp_path, small_gaussian):
     assert program(folder=None) is None
     assert program(nuts_kwargs={"step_size": object()}) is None
     assert sampling._chains_program(jax.jit(lambda x: x), **base) is None
+
+
+def test_fingerprint_reads_an_inner_graph_and_refuses_a_gradient_override():
+    from pytensor.compile.builders import OpFromGraph
+
+    x, inner = pt.vector("x"), pt.vector("inner")
+    doubled = OpFromGraph([inner], [2 * inner])
+    tripled = OpFromGraph([inner], [3 * inner])
+    first = graph_fingerprint([x], [doubled(x).sum()])
+    assert first is not None
+    assert first == graph_fingerprint([x], [OpFromGraph([inner], [2 * inner])(x).sum()])
+    assert first != graph_fingerprint([x], [tripled(x).sum()])
+    overridden = OpFromGraph([inner], [2 * inner],
+                             lop_overrides=lambda inputs, outputs, grads: [grads[0]])
+    assert graph_fingerprint([x], [overridden(x).sum()]) is None

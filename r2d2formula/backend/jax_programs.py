@@ -214,7 +214,10 @@ def _op_token(op: Op) -> str:
 
     if isinstance(op, OpFromGraph):
         # PyMC's symbolic random variables (LKJ, ...): their inner graph, and the attributes
-        # that are plain values (signature, support dimensions)
+        # that are plain values (signature, support dimensions); a gradient override is code
+        if any(getattr(op, name, None) is not None
+               for name in ("lop_overrides", "grad_overrides", "rop_overrides")):
+            raise _NotFingerprinted(f"{type(op).__name__} overrides its gradient")
         inner = _Digest(random_generators_by_type=True)
         inner.walk(op.inner_inputs, op.inner_outputs)
         plain = {k: v for k, v in vars(op).items() if _is_plain(v)}

@@ -614,17 +614,17 @@ class _LogDensityTerms:
     a fit whose programs are all on disk never builds them."""
 
     def __init__(self, model: pm.Model) -> None:
-        self._model = model
+        self.model = model
 
     @functools.cached_property
     def terms(self) -> list:
         # free variables' terms, then the observed variables', then potentials (PyMC's order)
-        return self._model.logp(sum=False)
+        return self.model.logp(sum=False)
 
     @property
     def observed(self) -> list:
         """The observed variables' pointwise terms (the log-likelihood)."""
-        free, observed = len(self._model.free_RVs), len(self._model.observed_RVs)
+        free, observed = len(self.model.free_RVs), len(self.model.observed_RVs)
         return self.terms[free:free + observed]
 
     def density(self, sampler: str) -> TensorVariable:
@@ -647,7 +647,7 @@ def _jax_log_density(terms: _LogDensityTerms, *, sampler: str, fingerprint: str 
     import pymc.sampling.jax as pymc_jax
 
     if folder is None or fingerprint is None:
-        graph = pymc_jax.get_jaxified_graph(inputs=terms._model.value_vars,
+        graph = pymc_jax.get_jaxified_graph(inputs=terms.model.value_vars,
                                             outputs=[terms.density(sampler)])
         return jax.jit(lambda x: graph(*x)[0])
     return _StoredLogDensity(terms, sampler=sampler, fingerprint=fingerprint, folder=folder)
@@ -698,7 +698,7 @@ class _StoredLogDensity:
         specs = [jax.ShapeDtypeStruct(np.shape(v), np.asarray(v).dtype) for v in point]
 
         def build() -> Callable:
-            graph = pymc_jax.get_jaxified_graph(inputs=self._terms._model.value_vars,
+            graph = pymc_jax.get_jaxified_graph(inputs=self._terms.model.value_vars,
                                                 outputs=[self._terms.density(self._sampler)])
             return lambda *x: jax.value_and_grad(lambda x: graph(*x)[0])(list(x))
 
