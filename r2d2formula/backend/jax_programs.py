@@ -5,7 +5,7 @@ it and the post-processing of the draws (deterministics, pointwise log-likelihoo
 functions (PyTensor's rewrites and JAX conversion), and the sampler traces its whole warm-up and
 sampling loop around the log density. JAX's persistent compilation cache
 (:func:`~r2d2formula.backend.sampling.use_jax_compilation_cache`) saves the XLA compilation
-that follows, but the rest was paid again in every process: 2.6 s of an 11.5 s sleepstudy fit
+that follows, but the rest was paid again in every process: about 3 s of a 12.8 s sleepstudy fit
 with numpyro (``benchmarks/jax_stages.py``).
 
 This module keeps the programs themselves on disk, as serialized :mod:`jax.export` modules:

@@ -518,7 +518,7 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     * The log density with its gradient, the sampler's loop over parallel chains and the
       post-processing are programs stored on disk (:mod:`~r2d2formula.backend.jax_programs`,
       keyed by the model's fingerprint). A fit that finds them builds no log density, converts
-      nothing and traces no sampler: sleepstudy with numpyro, 7.25 s to 4.25 s of
+      nothing and traces no sampler: sleepstudy with numpyro, 7.9 s to 4.8 s of
       ``sample_model``; the same draws.
 
     ``options`` are :data:`JAX_SAMPLER_OPTIONS` (checked by :func:`sample_model`), as
