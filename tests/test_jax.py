@@ -69,6 +69,19 @@ def test_blackjax_gaussian(small_gaussian):
     ]
 
 
+@pytest.mark.parametrize("sampler", ["numpyro", "blackjax"])
+def test_jax_fits_with_the_progress_bar(small_gaussian, sampler):
+    """``fit``'s default ``progressbar=True`` works: blackjax's bar needs fastprogress (the
+    ``jax`` extra installs it; without it the first update failed), and blackjax's vectorized
+    chains (fewer JAX devices than chains, as here) sample without it (its host callback
+    failed under ``jax.vmap``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = Model("y ~ x1", small_gaussian).fit(
+            sampler=sampler, **{**TINY, "progressbar": True})
+    assert np.isfinite(fit.idata.posterior["R2"].values).all()
+
+
 def test_chain_method_follows_the_jax_devices():
     import jax
 

@@ -142,7 +142,7 @@ def sample_model(
     a device for each (``chain_method="parallel"``); on a CPU that means starting Python
     with ``XLA_FLAGS=--xla_force_host_platform_device_count=<chains>`` (set before jax is
     imported). Otherwise numpyro draws the chains one after another and blackjax vectorizes
-    them. The log-likelihood is computed in JAX too. Their compiled XLA programs are kept on
+    them, without its progress bar (a host callback that ``jax.vmap`` cannot batch). The log-likelihood is computed in JAX too. Their compiled XLA programs are kept on
     disk for the next process (:func:`use_jax_compilation_cache`), and so are the converted
     programs (log density, the sampler's loop over parallel chains, post-processing:
     :mod:`r2d2formula.backend.jax_programs`), which a fit of the same model on the same data
@@ -552,7 +552,10 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
         jitter=options.get("jitter", True), logp_fn=logp_fn)
     if isinstance(logp_fn, _StoredLogDensity):  # with jitter, the start check prepared it
         logp_fn.prepare(initial_points if chains == 1 else [v[0] for v in initial_points])
-    progressbar = progressbar and not options.get("quiet", False)
+    # blackjax's bar is a host callback inside lax.cond, which vmap cannot batch: vectorized
+    # chains fail on it ("IO effect not supported in vmap-of-cond"), so they sample without
+    progressbar = (progressbar and not options.get("quiet", False)
+                   and not (sampler == "blackjax" and chain_method == "vectorized"))
     nuts_kwargs = dict(options.get("nuts_kwargs") or {})
     chains_program = _chains_program(
         logp_fn, sampler=sampler, chains=chains, chain_method=chain_method,
