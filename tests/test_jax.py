@@ -111,7 +111,7 @@ def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_jax_fit_builds_the_log_density_terms_once(monkeypatch, small_gaussian):
+def test_jax_fit_builds_the_log_density_terms_once(monkeypatch, tmp_path, small_gaussian):
     """One ``model.logp`` call gives the sampler's log density and the pointwise
     log-likelihood (PyMC's ``sample_jax_nuts`` derives each from the model anew), and the
     start check runs the log density compiled by ``jax.jit`` (PyMC's runs it op by op)."""
@@ -134,6 +134,8 @@ def test_jax_fit_builds_the_log_density_terms_once(monkeypatch, small_gaussian):
 
     monkeypatch.setattr(pm.Model, "logp", counted)
     monkeypatch.setattr(pymc_jax, "_get_batched_jittered_initial_points", starts)
+    # an empty program folder: a fit finding stored programs builds no log density at all
+    monkeypatch.setenv("R2D2FORMULA_JAX_CACHE_DIR", str(tmp_path))
     graph = Model("y ~ x1 + x2 + cat", small_gaussian).build()
     calls.clear()
     with warnings.catch_warnings():
@@ -175,7 +177,7 @@ def test_jax_post_processing_matches_pymc(small_gaussian, sampler):
 
 
 @pytest.mark.parametrize("name", ["_sample_numpyro_nuts", "_sample_blackjax_nuts"])
-def test_jax_sampling_time_waits_for_the_draws(monkeypatch, small_gaussian, name):
+def test_jax_sampling_time_waits_for_the_draws(monkeypatch, tmp_path, small_gaussian, name):
     """``sampling_time`` ends once the draws are computed: JAX dispatches the chains
     asynchronously, and PyMC's clock stopped at the dispatch. The sampler's output is waited
     for (``jax.block_until_ready``, which calls each leaf's ``block_until_ready``) before the
@@ -204,6 +206,8 @@ def test_jax_sampling_time_waits_for_the_draws(monkeypatch, small_gaussian, name
 
     monkeypatch.setattr(pymc_jax, name, sampler)
     monkeypatch.setattr(pymc_jax, "get_jaxified_graph", graph)
+    # an empty program folder: programs stored by other tests would skip the conversions
+    monkeypatch.setenv("R2D2FORMULA_JAX_CACHE_DIR", str(tmp_path))
     model = Model("y ~ x1", small_gaussian)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
