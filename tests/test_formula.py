@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from _interpreter import run_python
 
 from r2d2formula.errors import FormulaError, FormulaSyntaxError
 from r2d2formula.formula import TokenKind, parse, parse_formula, scan
@@ -166,5 +165,4 @@ def test_formula_and_design_import_without_pymc():
         assert not any(m.split('.')[0] in ('pymc', 'pytensor') for m in sys.modules)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    run_python(code)

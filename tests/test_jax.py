@@ -15,6 +15,8 @@ pytest.importorskip("jax")
 pytest.importorskip("numpyro")
 pytest.importorskip("blackjax")
 
+from _interpreter import run_python  # noqa: E402
+
 from r2d2formula import Model  # noqa: E402
 from r2d2formula.backend import sampling  # noqa: E402
 from r2d2formula.errors import ArgumentError, DiagnosticsWarning  # noqa: E402
@@ -97,9 +99,6 @@ def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
     """Importing r2d2formula must not import JAX (a second of every start for the pymc and
     nutpie samplers); the map Op's JAX implementation is registered when PyTensor's JAX
     dispatch is imported, by PyMC's JAX sampling or by the user."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, r2d2formula, r2d2formula.backend\n"
         "assert 'jax' not in sys.modules, 'jax imported'\n"
@@ -107,8 +106,7 @@ def test_jax_is_imported_only_when_pytensor_jax_dispatch_is():
         "from r2d2formula.backend.r2_map_op import LogWOfR2, LogWOfR2Grad\n"
         "assert LogWOfR2 in jax_funcify.registry and LogWOfR2Grad in jax_funcify.registry\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_python(code)
 
 
 def test_jax_fit_builds_the_log_density_terms_once(monkeypatch, tmp_path, small_gaussian):
@@ -255,17 +253,12 @@ print(json.dumps({"hits": len(hits), "folder": str(use_jax_compilation_cache()),
 def _run_python(code: str, env: dict) -> dict:
     import json
     import os
-    import subprocess
-    import sys
 
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("R2D2FORMULA_JAX_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR",
                              "XDG_CACHE_HOME")}
     full_env.update(env)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=full_env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_python(code, env=full_env).strip().splitlines()[-1])
 
 
 def test_the_next_process_loads_the_compiled_jax_programs(tmp_path):

@@ -7,14 +7,13 @@ flatbuffers, its serialization), and those tests are skipped without them.
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from _interpreter import run_python
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
@@ -108,8 +107,7 @@ def test_fingerprint_is_the_same_in_another_process():
     x = pytensor.shared(np.arange(12.0).reshape(4, 3))
     here = graph_fingerprint([beta], [pt.switch(pt.lt(beta, 0), beta, 2 * beta).sum()
                                       + pt.dot(x, beta).sum()])
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout.split()[-1]
+    there = run_python(code).split()[-1]
     assert here == there
 
 
@@ -267,10 +265,7 @@ def test_the_next_process_runs_the_stored_chains(tmp_path, sampler):
            "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
     def run() -> dict:
-        result = subprocess.run([sys.executable, "-c", _CHAINS_FIT, sampler], env=env,
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        return json.loads(run_python(_CHAINS_FIT, sampler, env=env).strip().splitlines()[-1])
 
     first = run()
     assert first["events"] == ["logp", "get_jaxified_graph", "get_jaxified_graph"]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from _interpreter import run_python
 
 from r2d2formula.backend import startup
 
@@ -28,8 +26,7 @@ def test_importing_the_backend_looks_up_the_blas_flags_in_a_thread():
         "startup.look_up_blas_flags()\n"
         "assert startup._lookup is thread, 'a second search'\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+    run_python(code)
 
 
 def test_no_node_tracebacks_inside_and_restored_after():

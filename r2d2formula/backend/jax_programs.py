@@ -354,24 +354,20 @@ def program_folder() -> Path | None:
     return folder / "programs"
 
 
-def exported_program(key: str | None, build: Callable[[], Callable],
-                     arg_specs: Sequence[Any], folder: Path | None = None) -> Callable:
+def exported_program(key: str, build: Callable[[], Callable], arg_specs: Sequence[Any],
+                     folder: Path) -> Callable:
     """The program of ``key`` from ``folder``; else ``build()``, exported and stored there.
 
     ``build`` returns the JAX function (of positional arrays shaped as ``arg_specs``); it is
     called only when the program is not found. The result is the exported program's ``call``
     in both cases, so a fit draws the same numbers whether its programs were found or made.
-    With no ``key`` or no ``folder``, the built function is returned under ``jax.jit``.
     """
     import jax
 
-    if key is None or folder is None:
-        return jax.jit(build())
     return _exported(folder / f"{key}{_SUFFIX}", lambda: jax.jit(build()), arg_specs).call
 
 
-def run_chains(key: str | None, one_chain: Callable, arrays: Sequence[Any],
-               folder: Path | None) -> Any:
+def run_chains(key: str, one_chain: Callable, arrays: Sequence[Any], folder: Path) -> Any:
     """``one_chain(*(a[c] for a in arrays))`` for every chain ``c``, each on its own device,
     stacked over chains; as one program stored under ``key`` in ``folder``.
 
@@ -379,13 +375,11 @@ def run_chains(key: str | None, one_chain: Callable, arrays: Sequence[Any],
     written as ``jax.shard_map`` over a mesh of the first ``chains`` devices, the form
     :mod:`jax.export` can store. A fit that finds the program skips tracing the sampler's
     whole NUTS loop (numpyro's warm-up and sampling: 1 to 1.5 s on a CPU), and draws what the
-    fit that stored it drew. With no ``key`` or ``folder``, ``jax.pmap`` as PyMC runs it.
+    fit that stored it drew.
     """
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    if key is None or folder is None:
-        return jax.pmap(one_chain)(*arrays)
     chains = np.shape(arrays[0])[0]
     mesh = Mesh(np.array(jax.devices()[:chains]), ("chain",))
     by_chain = NamedSharding(mesh, PartitionSpec("chain"))

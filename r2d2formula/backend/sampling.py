@@ -541,8 +541,6 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     # batched by vmap: vectorized chains convert theirs in every process)
     folder = None if chain_method == "vectorized" else program_folder()
     fingerprint = None if folder is None else model_fingerprint(model)
-    if fingerprint is None:
-        folder = None
     terms = _LogDensityTerms(model)
     logp_fn = _jax_log_density(terms, sampler=sampler, fingerprint=fingerprint, folder=folder)
 
@@ -564,8 +562,8 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
     started = time.perf_counter()
     if chains_program is not None and sampler == "blackjax":
         raw_draws, stats, library = _sample_blackjax_chains(
-            chains_program, logp_fn=logp_fn, target_accept=target_accept, tune=tune,
-            draws=draws, chains=chains, random_seed=seed, initial_points=initial_points,
+            chains_program, target_accept=target_accept, tune=tune, draws=draws,
+            chains=chains, random_seed=seed, initial_points=initial_points,
             nuts_kwargs=nuts_kwargs)
     else:
         sample = (pymc_jax._sample_numpyro_nuts if sampler == "numpyro"
@@ -583,12 +581,9 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
         return traced + (terms.observed if log_likelihood else [])
 
     specs = [jax.ShapeDtypeStruct(draws.shape, draws.dtype) for draws in raw_draws]
-    settings = settings_token(traced=[v.name for v in traced],
-                              log_likelihood=[rv.name for rv in model.observed_RVs]
-                              if log_likelihood else None)
-    key = (program_key("postprocess", fingerprint, specs, sampler=sampler, settings=settings)
-           if folder is not None and options.get("postprocessing_backend") is None else None)
-    if key is None:
+    stored = (isinstance(logp_fn, _StoredLogDensity)
+              and options.get("postprocessing_backend") is None)
+    if not stored:
         postprocess = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs())
         results = pymc_jax._postprocess_samples(
             postprocess, raw_draws, options.get("postprocessing_backend"),
@@ -598,7 +593,11 @@ def _sample_jax(model: pm.Model, *, sampler: str, draws: int, tune: int, chains:
             graph = pymc_jax.get_jaxified_graph(inputs=model.value_vars, outputs=outputs())
             return lambda *draws: jax.vmap(jax.vmap(graph))(*draws)
 
-        results = exported_program(key, build_postprocess, specs, folder)(*raw_draws)
+        settings = settings_token(traced=[v.name for v in traced],
+                                  log_likelihood=[rv.name for rv in model.observed_RVs]
+                                  if log_likelihood else None)
+        results = exported_program(logp_fn.key("postprocess", specs, settings),
+                                   build_postprocess, specs, logp_fn.folder)(*raw_draws)
     del raw_draws
     posterior = {v.name: r for v, r in zip(traced, results[:len(traced)], strict=True)}
     pointwise = ({rv.name: r for rv, r in zip(model.observed_RVs, results[len(traced):],
@@ -673,9 +672,10 @@ class _StoredLogDensity:
                  folder: Path) -> None:
         import jax
 
-        self._terms, self._sampler, self._folder = terms, sampler, folder
-        #: the model's fingerprint, part of the keys of every program of the fit
-        self.fingerprint = fingerprint
+        self._terms = terms
+        #: the sampler, the model's fingerprint and the program folder: those of every
+        #: program of the fit (:meth:`key`)
+        self.sampler, self.fingerprint, self.folder = sampler, fingerprint, folder
         self._program: Callable | None = None
 
         @jax.custom_vjp
@@ -702,12 +702,16 @@ class _StoredLogDensity:
 
         def build() -> Callable:
             graph = pymc_jax.get_jaxified_graph(inputs=self._terms.model.value_vars,
-                                                outputs=[self._terms.density(self._sampler)])
+                                                outputs=[self._terms.density(self.sampler)])
             return lambda *x: jax.value_and_grad(lambda x: graph(*x)[0])(list(x))
 
-        role = "potential" if self._sampler == "numpyro" else "logp"
-        key = program_key(role, self.fingerprint, specs, sampler=self._sampler)
-        self._program = exported_program(key, build, specs, self._folder)
+        role = "potential" if self.sampler == "numpyro" else "logp"
+        self._program = exported_program(self.key(role, specs), build, specs, self.folder)
+
+    def key(self, role: str, arg_specs: Sequence[Any], settings: str = "") -> str:
+        """The key of the fit's program ``role`` (:func:`jax_programs.program_key`)."""
+        return program_key(role, self.fingerprint, arg_specs, sampler=self.sampler,
+                           settings=settings)
 
     def __call__(self, values: Sequence[Any]) -> Any:
         self.prepare(values)
@@ -723,15 +727,14 @@ class _ChainsProgram:
     and runs what it returns in place of ``jax.pmap``), or by :func:`_sample_blackjax_chains`.
     """
 
-    def __init__(self, role: str, fingerprint: str, settings: str, sampler: str,
-                 folder: Path) -> None:
-        self._role, self._fingerprint, self._settings = role, fingerprint, settings
-        self._sampler, self._folder = sampler, folder
+    def __init__(self, density: _StoredLogDensity, settings: str) -> None:
+        #: the log density the chains sample (its key and folder are the program's)
+        self.density = density
+        self._settings = settings
 
     def run(self, one_chain: Callable, arrays: Sequence[Any]) -> Any:
-        key = program_key(self._role, self._fingerprint, arrays, sampler=self._sampler,
-                          settings=self._settings)
-        return run_chains(key, one_chain, arrays, self._folder)
+        key = self.density.key(f"{self.density.sampler}-chains", arrays, self._settings)
+        return run_chains(key, one_chain, arrays, self.density.folder)
 
     def __call__(self, single_chain_mcmc: Callable) -> Callable:
         import jax
@@ -764,13 +767,12 @@ def _chains_program(logp_fn: Callable, *, sampler: str, chains: int, chain_metho
     token = settings_token(chains=chains, **settings)
     if token is None:
         return None
-    return _ChainsProgram(f"{sampler}-chains", logp_fn.fingerprint, token, sampler, folder)
+    return _ChainsProgram(logp_fn, token)
 
 
-def _sample_blackjax_chains(program: _ChainsProgram, *, logp_fn: Callable,
-                            target_accept: float, tune: int, draws: int, chains: int,
-                            random_seed: int, initial_points: list, nuts_kwargs: dict
-                            ) -> tuple:
+def _sample_blackjax_chains(program: _ChainsProgram, *, target_accept: float, tune: int,
+                            draws: int, chains: int, random_seed: int, initial_points: list,
+                            nuts_kwargs: dict) -> tuple:
     """PyMC's ``_sample_blackjax_nuts`` for chains in parallel (its keys, its per-chain
     inference loop), with the chains run by a stored program instead of ``jax.pmap``."""
     import blackjax
@@ -778,7 +780,7 @@ def _sample_blackjax_chains(program: _ChainsProgram, *, logp_fn: Callable,
     import pymc.sampling.jax as pymc_jax
 
     keys = jax.random.split(jax.random.PRNGKey(random_seed), chains)
-    one_chain = functools.partial(pymc_jax._blackjax_inference_loop, logp_fn=logp_fn,
+    one_chain = functools.partial(pymc_jax._blackjax_inference_loop, logp_fn=program.density,
                                   tune=tune, draws=draws, target_accept=target_accept,
                                   **{**nuts_kwargs, "progress_bar": False})
     raw_draws, stats = program.run(lambda key, *p: one_chain(key, list(p)),
